@@ -1,0 +1,33 @@
+# The two set-up commands are `make demo` and `make test`; each builds .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install test lint demo bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check anomaly_vae pipelines tests
+	$(VENV)/bin/ruff format --check anomaly_vae pipelines tests
+	$(VENV)/bin/mypy anomaly_vae
+
+demo: install
+	$(PY) -m pipelines.demo
+
+bench: install
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache

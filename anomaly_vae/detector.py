@@ -1,0 +1,351 @@
+"""``VAEDetector``: a variational autoencoder outlier detector with the scikit-learn estimator contract
+and PyOD's vocabulary."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from anomaly_vae.calibration import Calibration, check_fpr
+from anomaly_vae.losses import TensorData
+from anomaly_vae.persistence import load_folder, save_folder
+from anomaly_vae.model import TabularVAE, VAEConfig
+from anomaly_vae.schema import TabularSchema, frame_from_input
+from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
+from anomaly_vae.splitting import split_rows
+from anomaly_vae.training import Callback, History, TrainConfig, train
+
+logger = logging.getLogger(__name__)
+
+CALIBRATED_SCORES = ("neg_log_likelihood", "neg_elbo", "reconstruction_nll")
+
+
+class VAEDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
+    """Variational autoencoder outlier detector for tabular data.
+
+    The VAE learns the density p(x) of the training data. Scores follow PyOD's direction: HIGHER = MORE
+    ANOMALOUS. ``decision_function(X)`` is the default score, an importance-weighted estimate of -log p(x)
+    in nats (``default_score="neg_log_likelihood"``); ``score_samples(X) = -decision_function(X)`` is
+    scikit-learn's log-density direction; ``predict(X)`` is 1 where ``decision_function(X) > threshold_``.
+
+    A held-out calibration split turns scores into conformal p-values and thresholds for any
+    false-positive rate (see :mod:`anomaly_vae.calibration`).
+
+    Parameters
+    ----------
+    latent_dim : int or "auto"
+        Size of the latent code; "auto" is ``clip(ceil(sqrt(n_features)), 2, 16)``.
+    hidden : tuple of int
+        Widths of the encoder's hidden layers (the decoder mirrors them).
+    default_score : {"neg_log_likelihood", "neg_elbo", "reconstruction_nll"}
+        The default score behind ``decision_function``, ``p_value`` and ``predict``.
+    fpr : float
+        Default target false-positive rate of ``predict`` and ``is_outlier`` (changeable per call).
+    contamination : float
+        Known fraction of outliers in the training data; that top fraction of calibration scores is
+        dropped before calibrating. 0 keeps them all (conservative thresholds).
+    n_importance_samples : int
+        K, the number of importance samples per record for ``neg_log_likelihood``.
+    validation_fraction, calibration_fraction : float
+        Parts of the training rows held out for early stopping and for calibration. Identical rows always
+        land in the same part, so duplicates cannot leak between them.
+    max_steps, batch_size, learning_rate, weight_decay, patience, kl_warmup_steps :
+        Training: Adam minibatch steps, early stopping after ``patience`` validation checks (every
+        ``eval_every`` steps) without improvement, KL weight warmed up linearly from 0 to 1.
+    categorical_columns : sequence of str, optional
+        Columns to treat as categorical even if numeric. Strings, objects and categories always are.
+    model_missingness : bool
+        Model "is missing" as a Bernoulli feature for columns that had missing values in training.
+    device : {"cpu", "cuda", "auto"} or str
+    progress : bool
+        Show a progress bar while training.
+    random_state : int or None
+        Seeds the splits, the initialisation, training and the importance samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomaly_vae import VAEDetector
+    >>> X = np.random.default_rng(0).normal(size=(500, 4))
+    >>> detector = VAEDetector(max_steps=200, random_state=0).fit(X)
+    >>> detector.predict(np.array([[0.0, 0.0, 0.0, 0.0], [9.0, -9.0, 9.0, -9.0]])).tolist()
+    [0, 1]
+    """
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int | str = "auto",
+        hidden: tuple[int, ...] = (128, 64),
+        default_score: str = "neg_log_likelihood",
+        fpr: float = 0.01,
+        contamination: float = 0.0,
+        n_importance_samples: int = 64,
+        validation_fraction: float = 0.1,
+        calibration_fraction: float = 0.2,
+        max_steps: int = 3000,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        eval_every: int = 100,
+        patience: int = 5,
+        kl_warmup_steps: int = 300,
+        min_sigma: float = 0.05,
+        categorical_columns: Sequence[str] | None = None,
+        max_categories: int = 100,
+        model_missingness: bool = True,
+        device: str = "cpu",
+        progress: bool = False,
+        random_state: int | None = None,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.default_score = default_score
+        self.fpr = fpr
+        self.contamination = contamination
+        self.n_importance_samples = n_importance_samples
+        self.validation_fraction = validation_fraction
+        self.calibration_fraction = calibration_fraction
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.eval_every = eval_every
+        self.patience = patience
+        self.kl_warmup_steps = kl_warmup_steps
+        self.min_sigma = min_sigma
+        self.categorical_columns = categorical_columns
+        self.max_categories = max_categories
+        self.model_missingness = model_missingness
+        self.device = device
+        self.progress = progress
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any = None, *, callbacks: Sequence[Callback] = ()) -> VAEDetector:
+        """Fit the VAE on X and calibrate its scores.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Mixed numeric / categorical / boolean columns; NaN and None allowed.
+        y : ignored
+        callbacks : objects with ``on_epoch_end(step, logs)``, called at each validation check.
+        """
+        self._check_params()
+        frame = frame_from_input(X)
+        if len(frame) < 20:
+            raise ValueError(f"X has {len(frame)} rows; at least 20 are needed to train and calibrate")
+        self.seed_ = int(np.random.SeedSequence(self.random_state).generate_state(1)[0] & 0x7FFFFFFF)
+        self.device_ = _resolve_device(self.device)
+        self.schema_ = TabularSchema.fit(
+            frame, categorical_columns=tuple(self.categorical_columns or ()), max_categories=self.max_categories
+        )
+        self.feature_names_in_ = np.asarray(self.schema_.names, dtype=object)
+        self.n_features_in_ = len(self.schema_.names)
+        encoded = self.schema_.encode(frame)
+        self.config_ = self._network_config()
+        data = TensorData.from_batch(encoded, self.config_, self.device_)
+        parts = split_rows(frame, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
+        train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
+        if min(len(p) for p in parts) == 0:
+            raise ValueError("a split came out empty: give more rows or larger validation/calibration fractions")
+        with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
+            torch.manual_seed(self.seed_)
+            self.model_ = TabularVAE(self.config_).to(self.device_)
+            self.history_: History = train(
+                self.model_,
+                data[train_rows],
+                data[validation_rows],
+                self._train_config(),
+                callbacks=callbacks,
+                progress=self.progress,
+            )
+        scores, _ = score_data(self.model_, data, self._noise())
+        calibration_scores = {name: scores[name][parts[2]] for name in CALIBRATED_SCORES}
+        self.calibration_ = Calibration.fit(calibration_scores, self.contamination)
+        self.decision_scores_ = scores[self.default_score]
+        self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        return self
+
+    def _check_params(self) -> None:
+        if self.default_score not in CALIBRATED_SCORES:
+            raise ValueError(f"score must be one of {CALIBRATED_SCORES}, got: {self.default_score!r}")
+        check_fpr(self.fpr)
+        if not 0.0 <= self.contamination < 0.5:
+            raise ValueError(f"contamination must be in [0, 0.5), got: {self.contamination!r}")
+        for name in ("validation_fraction", "calibration_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 0.5:
+                raise ValueError(f"{name} must be in (0, 0.5), got: {value!r}")
+        for name in ("n_importance_samples", "max_steps", "batch_size", "eval_every", "patience", "max_categories"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer, got: {value!r}")
+        if not (self.latent_dim == "auto" or (isinstance(self.latent_dim, int) and self.latent_dim >= 1)):
+            raise ValueError(f"latent_dim must be a positive integer or 'auto', got: {self.latent_dim!r}")
+        if not (len(self.hidden) >= 1 and all(isinstance(h, int) and h >= 1 for h in self.hidden)):
+            raise ValueError(f"hidden must be a non-empty tuple of positive integers, got: {self.hidden!r}")
+
+    def _network_config(self) -> VAEConfig:
+        schema = self.schema_
+        n_features = len(schema.columns)
+        latent = self.latent_dim
+        if latent == "auto":
+            latent = int(min(16, max(2, math.ceil(math.sqrt(n_features)))))
+        order = schema.feature_order
+        columns = {c.name: c for c in schema.columns}
+        missing = [i for i, name in enumerate(order) if self.model_missingness and columns[name].missing_rate > 0]
+        return VAEConfig(
+            n_numeric=len(schema.of_kind("numeric")),
+            category_sizes=tuple(c.n_categories for c in schema.of_kind("categorical")),
+            n_boolean=len(schema.of_kind("boolean")),
+            missing_features=tuple(missing),
+            hidden=tuple(self.hidden),
+            latent_dim=int(latent),
+            min_sigma=self.min_sigma,
+        )
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            max_steps=self.max_steps,
+            eval_every=self.eval_every,
+            patience=self.patience,
+            kl_warmup_steps=self.kl_warmup_steps,
+        )
+
+    def _noise(self) -> torch.Tensor:
+        return importance_noise(self.seed_, self.n_importance_samples, self.config_.latent_dim)
+
+    # ------------------------------------------------------------------ scoring
+    def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        check_is_fitted(self, "model_")
+        frame = frame_from_input(X, feature_names=list(self.feature_names_in_))
+        if len(frame) == 0:
+            raise ValueError("X has no rows")
+        data = TensorData.from_batch(self.schema_.encode(frame), self.config_, self.device_)
+        return score_data(self.model_, data, self._noise())
+
+    def score_frame(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> pd.DataFrame:
+        """Every per-record score, one row per record of X (index kept when X is a DataFrame).
+
+        Columns: ``neg_elbo``, ``reconstruction_nll``, ``kl``, ``neg_log_likelihood`` (nats), ``p_value``
+        (conformal, of the default score), ``p_value_neg_elbo``, ``p_value_reconstruction_nll``,
+        ``is_outlier`` (``p_value``-consistent at ``fpr``, default ``self.fpr``) and, with
+        ``contributions=True``, ``contribution_<column>`` for each column: its share of
+        ``reconstruction_nll`` (they sum to it).
+        """
+        fpr = self.fpr if fpr is None else fpr
+        check_fpr(fpr)
+        scores, per_feature = self._scores(X)
+        frame = pd.DataFrame({name: scores[name] for name in SCORE_NAMES})
+        frame["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
+        for name in ("neg_elbo", "reconstruction_nll"):
+            frame[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
+        frame["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
+        if contributions:
+            names = self.schema_.feature_order
+            contribution = pd.DataFrame(per_feature, columns=[f"contribution_{n}" for n in names])
+            frame = pd.concat([frame, contribution[[f"contribution_{n}" for n in self.feature_names_in_]]], axis=1)
+        if isinstance(X, pd.DataFrame):
+            frame.index = X.index
+        return frame
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Outlier score of shape (n_samples,): the default score, HIGHER = MORE ANOMALOUS."""
+        return self._scores(X)[0][self.default_score]
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """``-decision_function(X)``: an estimate of log p(x) (scikit-learn's direction)."""
+        return -self.decision_function(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean of ``score_samples(X)``: the average estimated log-likelihood in nats."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X: Any, *, fpr: float | None = None) -> np.ndarray:
+        """0/1 labels of shape (n_samples,): 1 where the record is an outlier at ``fpr``."""
+        fpr = self.fpr if fpr is None else fpr
+        return (self.decision_function(X) > self.calibration_.threshold(self.default_score, fpr)).astype(int)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n_samples, 2): columns P(inlier), P(outlier) with P(outlier) = 1 - conformal p-value."""
+        p_value = self.calibration_.p_value(self.default_score, self.decision_function(X))
+        return np.column_stack([p_value, 1.0 - p_value])
+
+    def thresholds(self, fpr: float | None = None) -> dict[str, float]:
+        """Calibrated threshold of each calibrated score at ``fpr`` (default ``self.fpr``)."""
+        check_is_fitted(self, "model_")
+        fpr = self.fpr if fpr is None else fpr
+        return {name: self.calibration_.threshold(name, fpr) for name in CALIBRATED_SCORES}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write the fitted detector to a folder (JSON + safetensors, no pickle), atomically."""
+        check_is_fitted(self, "model_")
+        meta = {
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()},
+            "schema": self.schema_.to_dict(),
+            "network": asdict(self.config_),
+            "seed": self.seed_,
+            "threshold": self.threshold_,
+        }
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        for name, values in self.calibration_.scores.items():
+            tensors[f"calibration.{name}"] = torch.from_numpy(values)
+        save_folder(Path(path), meta, tensors)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> VAEDetector:
+        """Read a detector written by :meth:`save`; ``device`` as in the constructor."""
+        meta, tensors = load_folder(Path(path))
+        params = meta["params"]
+        params["hidden"] = tuple(params["hidden"])
+        params["device"] = device
+        detector = cls(**params)
+        detector.seed_ = meta["seed"]
+        detector.device_ = _resolve_device(device)
+        detector.schema_ = TabularSchema.from_dict(meta["schema"])
+        detector.feature_names_in_ = np.asarray(detector.schema_.names, dtype=object)
+        detector.n_features_in_ = len(detector.schema_.names)
+        network = meta["network"]
+        detector.config_ = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in network.items()})
+        detector.model_ = TabularVAE(detector.config_)
+        detector.model_.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        detector.model_.to(detector.device_).eval()
+        detector.calibration_ = Calibration(
+            {k[12:]: v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
+        )
+        detector.threshold_ = meta["threshold"]
+        return detector
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available")
+    return resolved

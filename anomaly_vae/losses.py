@@ -1,0 +1,89 @@
+"""Per-sample loss terms. Every function returns one value per record (or per record and feature);
+the caller averages. Missing entries contribute nothing to the likelihood; where missingness is
+modelled, a Bernoulli term for "is missing" is added to that feature instead."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from anomaly_vae.model import DecoderOutput, VAEConfig
+from anomaly_vae.schema import EncodedBatch
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass
+class TensorData:
+    """An :class:`EncodedBatch` on a device, with the encoder input and masks computed once."""
+
+    inputs: torch.Tensor  # (n, input_dim) encoder input
+    numeric: torch.Tensor  # (n, n_numeric), missing -> 0
+    categorical: torch.Tensor  # (n, n_categorical), missing -> 0
+    boolean: torch.Tensor  # (n, n_boolean), missing -> 0
+    missing: torch.Tensor  # (n, n_features) bool, feature order numeric|categorical|boolean
+
+    @classmethod
+    def from_batch(cls, batch: EncodedBatch, config: VAEConfig, device: torch.device | str) -> TensorData:
+        numeric = torch.as_tensor(batch.numeric, device=device)
+        categorical = torch.as_tensor(batch.categorical, device=device)
+        boolean = torch.as_tensor(batch.boolean, device=device)
+        missing = torch.cat([numeric.isnan(), categorical < 0, boolean.isnan()], dim=1)
+        numeric = numeric.nan_to_num(0.0)
+        boolean = boolean.nan_to_num(0.0)
+        categorical = categorical.clamp(min=0)
+        one_hots = [
+            F.one_hot(categorical[:, j], size).float() * (~missing[:, config.n_numeric + j, None]).float()
+            for j, size in enumerate(config.category_sizes)
+        ]
+        indicators = missing[:, list(config.missing_features)].float()
+        inputs = torch.cat([numeric, *one_hots, boolean, indicators], dim=1)
+        return cls(inputs, numeric, categorical, boolean, missing)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: torch.Tensor | slice) -> TensorData:
+        return TensorData(
+            self.inputs[index], self.numeric[index], self.categorical[index], self.boolean[index], self.missing[index]
+        )
+
+
+def feature_nll(out: DecoderOutput, data: TensorData, config: VAEConfig) -> torch.Tensor:
+    """Negative log-likelihood per record and feature, shape (n, n_features), in nats.
+
+    ``out`` may hold K samples per record stacked in front: (K * n) rows for n records; ``data`` is then
+    broadcast by repetition.
+    """
+    repeats = len(out.numeric_mean) // len(data)
+    if repeats > 1:
+        data = data[torch.arange(len(data), device=data.inputs.device).repeat(repeats)]
+    present = (~data.missing).float()
+    z = (data.numeric - out.numeric_mean) / out.numeric_sigma
+    numeric = 0.5 * z.square() + torch.log(out.numeric_sigma) + _HALF_LOG_2PI
+    categorical = [
+        F.cross_entropy(logits, data.categorical[:, j], reduction="none")
+        for j, logits in enumerate(out.category_logits)
+    ]
+    boolean = F.binary_cross_entropy_with_logits(out.boolean_logits, data.boolean, reduction="none")
+    nll = torch.cat([numeric, torch.stack(categorical, dim=1) if categorical else numeric[:, :0], boolean], 1)
+    nll = nll * present
+    if config.missing_features:
+        index = list(config.missing_features)
+        is_missing = data.missing[:, index].float()
+        missing_nll = F.binary_cross_entropy_with_logits(out.missing_logits, is_missing, reduction="none")
+        nll = nll.index_add(1, torch.tensor(index, device=nll.device), missing_nll)
+    return nll
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) per record, shape (n,)."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+
+
+def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
+    return -0.5 * (((z - mu).square() / logvar.exp()) + logvar + 2 * _HALF_LOG_2PI).sum(dim=-1)

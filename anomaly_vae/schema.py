@@ -1,0 +1,250 @@
+"""Tabular schema: which columns exist, how each is encoded, and input validation.
+
+A :class:`TabularSchema` is fitted on the training frame and saved with the model. It turns a frame into
+an :class:`EncodedBatch` of three arrays (numeric, categorical, boolean) and rejects what it cannot
+encode with a ``ValueError`` that names the column.
+
+Numeric columns are robust-scaled, ``(x - median) / scale`` with ``scale`` the normal-consistent IQR
+(falling back to the MAD, the standard deviation, then 1 for constant columns), and then soft-clipped
+beyond ``±SOFT_CLIP`` with a logarithm so a heavy tail cannot dominate training. The transform is
+monotone, so extreme values stay extreme. Categorical columns keep a vocabulary of their most frequent
+values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN (numeric, boolean) or
+-1 (categorical) and are left out of the likelihood.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SOFT_CLIP = 5.0
+UNKNOWN = "<unknown>"
+NUMERIC, CATEGORICAL, BOOLEAN = "numeric", "categorical", "boolean"
+_TRUE = {True, 1, 1.0, "true", "True", "TRUE", "1"}
+_FALSE = {False, 0, 0.0, "false", "False", "FALSE", "0"}
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Model-ready arrays. Missing entries: NaN in ``numeric`` and ``boolean``, -1 in ``categorical``."""
+
+    numeric: np.ndarray  # (n, n_numeric) float32
+    categorical: np.ndarray  # (n, n_categorical) int64
+    boolean: np.ndarray  # (n, n_boolean) float32
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str
+    center: float = 0.0
+    scale: float = 1.0
+    categories: list[str] = field(default_factory=list)  # without the unknown bucket
+    missing_rate: float = 0.0
+
+    @property
+    def n_categories(self) -> int:
+        """Categories including the unknown bucket at index 0."""
+        return len(self.categories) + 1
+
+
+def soft_clip(x: np.ndarray) -> np.ndarray:
+    """Identity on ``[-SOFT_CLIP, SOFT_CLIP]``, logarithmic growth beyond; monotone and NaN-preserving."""
+    excess = np.maximum(np.abs(x) - SOFT_CLIP, 0.0)
+    return np.where(excess > 0, np.sign(x) * (SOFT_CLIP + np.log1p(excess)), x)
+
+
+def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
+    """Median and a scale that survives heavy tails and (near-)constant columns."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    center = float(np.median(finite))
+    q25, q75 = np.percentile(finite, [25, 75])
+    for scale in (
+        (q75 - q25) / 1.349,
+        1.4826 * float(np.median(np.abs(finite - center))),
+        float(np.std(finite)),
+    ):
+        if scale > 1e-12 * max(1.0, abs(center)):
+            return center, float(scale)
+    return center, 1.0
+
+
+def frame_from_input(X: Any, feature_names: list[str] | None = None) -> pd.DataFrame:
+    """A DataFrame from a DataFrame or a 2-D array-like (columns ``x0..x{d-1}``)."""
+    if isinstance(X, pd.DataFrame):
+        if not all(isinstance(c, str) for c in X.columns):
+            raise ValueError("column names must be strings, got: " + repr([c for c in X.columns][:5]))
+        if X.columns.has_duplicates:
+            raise ValueError(f"duplicate column names: {sorted(set(X.columns[X.columns.duplicated()]))}")
+        return X
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {array.shape}")
+    names = feature_names or [f"x{i}" for i in range(array.shape[1])]
+    if len(names) != array.shape[1]:
+        raise ValueError(f"X has {array.shape[1]} features, but the model was fitted with {len(names)}")
+    return pd.DataFrame(array, columns=names)
+
+
+def _infer_kind(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return BOOLEAN
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return NUMERIC
+    present = series.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+        return BOOLEAN
+    return CATEGORICAL
+
+
+class TabularSchema:
+    """The columns of the training frame and how each one is encoded."""
+
+    def __init__(self, columns: list[Column]) -> None:
+        self.columns = columns
+
+    @classmethod
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        categorical_columns: list[str] | tuple[str, ...] = (),
+        max_categories: int = 100,
+    ) -> TabularSchema:
+        if frame.shape[1] == 0:
+            raise ValueError("X has no columns")
+        unknown = [c for c in categorical_columns if c not in frame.columns]
+        if unknown:
+            raise ValueError(f"categorical_columns not in X: {unknown}")
+        columns = []
+        for name in frame.columns:
+            series = frame[name]
+            kind = CATEGORICAL if name in categorical_columns else _infer_kind(series)
+            column = Column(name=name, kind=kind, missing_rate=float(series.isna().mean()))
+            if kind == NUMERIC:
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isinf(values).any():
+                    raise ValueError(f"column {name!r} contains infinite values")
+                column.center, column.scale = robust_center_scale(values)
+            elif kind == CATEGORICAL:
+                counts = series.dropna().astype(str).value_counts(sort=False)
+                counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+                column.categories = [str(c) for c in counts.index[:max_categories]]
+            columns.append(column)
+        return cls(columns)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def of_kind(self, kind: str) -> list[Column]:
+        return [c for c in self.columns if c.kind == kind]
+
+    @property
+    def feature_order(self) -> list[str]:
+        """Column names in the order the model's per-feature outputs use: numeric, categorical, boolean."""
+        return [c.name for kind in (NUMERIC, CATEGORICAL, BOOLEAN) for c in self.of_kind(kind)]
+
+    # ------------------------------------------------------------------ validation
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        missing = [n for n in self.names if n not in frame.columns]
+        if missing:
+            raise ValueError(f"missing column(s): {missing}")
+        unknown = [c for c in frame.columns if c not in set(self.names)]
+        if unknown:
+            raise ValueError(f"unknown column(s) not seen in training: {unknown}")
+
+    def invalid_rows(self, frame: pd.DataFrame) -> pd.Series:
+        """Reason per row that cannot be encoded (wrong type, infinity); empty when all rows are fine.
+
+        Indexed by row position. Only the first problem of a row is reported.
+        """
+        self.check_columns(frame)
+        reasons = pd.Series(index=pd.RangeIndex(len(frame)), dtype=object)
+        for column in self.columns:
+            series = frame[column.name].reset_index(drop=True)
+            if column.kind == NUMERIC:
+                bad, why = _numeric_problems(series)
+            elif column.kind == BOOLEAN:
+                present = series.notna()
+                bad = present & ~series.map(_is_boolish).astype(bool)
+                why = pd.Series("expected a boolean", index=series.index)
+            else:
+                continue  # any value is a category (unseen ones go to the unknown bucket)
+            fresh = bad & reasons.isna()
+            reasons[fresh] = "column " + repr(column.name) + ": " + why[fresh]
+        return reasons.dropna()
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, frame: pd.DataFrame) -> EncodedBatch:
+        """Encode a validated frame; raises ``ValueError`` naming the first bad column and row."""
+        reasons = self.invalid_rows(frame)
+        if len(reasons):
+            row = int(reasons.index[0])
+            more = f" ({len(reasons) - 1} more bad rows)" if len(reasons) > 1 else ""
+            raise ValueError(f"row {row}: {reasons.iloc[0]}{more}")
+        n = len(frame)
+        numeric = np.empty((n, len(self.of_kind(NUMERIC))), dtype=np.float32)
+        for j, column in enumerate(self.of_kind(NUMERIC)):
+            values = pd.to_numeric(frame[column.name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            numeric[:, j] = soft_clip((values - column.center) / column.scale)
+        categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
+        for j, column in enumerate(self.of_kind(CATEGORICAL)):
+            series = frame[column.name]
+            lookup = {c: i + 1 for i, c in enumerate(column.categories)}
+            codes = series.astype(object).map(lambda v: -1 if _is_missing(v) else lookup.get(str(v), 0))
+            categorical[:, j] = codes.to_numpy(dtype=np.int64)
+        boolean = np.empty((n, len(self.of_kind(BOOLEAN))), dtype=np.float32)
+        for j, column in enumerate(self.of_kind(BOOLEAN)):
+            boolean[:, j] = frame[column.name].astype(object).map(_to_float_bool).to_numpy(np.float32)
+        return EncodedBatch(numeric, categorical, boolean)
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": [asdict(c) for c in self.columns]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TabularSchema:
+        return cls([Column(**c) for c in data["columns"]])
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _is_boolish(value: Any) -> bool:
+    try:
+        return value in _TRUE or value in _FALSE
+    except TypeError:  # unhashable
+        return False
+
+
+def _to_float_bool(value: Any) -> float:
+    if _is_missing(value):
+        return np.nan
+    return 1.0 if value in _TRUE else 0.0
+
+
+def _numeric_problems(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        bad = pd.Series(True, index=series.index)
+        return bad, pd.Series("expected a number, got a boolean", index=series.index)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = pd.Series(np.isinf(values), index=series.index)
+        return bad, pd.Series("infinite value", index=series.index)
+    coerced = pd.to_numeric(series, errors="coerce")
+    wrong_type = series.notna() & (coerced.isna() | series.map(lambda v: isinstance(v, (bool, np.bool_))))
+    infinite = pd.Series(np.isinf(coerced.to_numpy(np.float64, na_value=np.nan)), index=series.index)
+    why = pd.Series("infinite value", index=series.index)
+    why[wrong_type] = "expected a number, got " + series[wrong_type].map(lambda v: type(v).__name__)
+    return wrong_type | infinite, why

@@ -1,0 +1,130 @@
+"""The training loop: minibatch Adam on the negative ELBO, KL warm-up, early stopping on a validation
+split. Experiment tracking lives in callbacks (see :class:`Callback`), never in this loop."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from anomaly_vae.losses import TensorData, feature_nll, kl_divergence
+from anomaly_vae.model import TabularVAE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    max_steps: int = 3000
+    eval_every: int = 100  # steps between validation checks
+    patience: int = 5  # validation checks without improvement before stopping
+    kl_warmup_steps: int = 300
+
+
+@dataclass
+class History:
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_step: int = 0
+    stopped_early: bool = False
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, step: int, logs: dict[str, float]) -> None:
+        """Called after each validation check ("epoch" = ``eval_every`` steps)."""
+
+
+def elbo_loss(
+    model: TabularVAE, data: TensorData, beta: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Per-record negative ELBO (one reparameterized sample), shape (n,)."""
+    mu, logvar = model.encode(data.inputs)
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    recon = feature_nll(model.decode(model.reparameterize(mu, logvar, eps)), data, model.config).sum(dim=1)
+    return recon + beta * kl_divergence(mu, logvar)
+
+
+def train(
+    model: TabularVAE,
+    train_data: TensorData,
+    validation_data: TensorData,
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+) -> History:
+    """Train ``model`` in place and restore the weights with the best validation loss.
+
+    Randomness comes from torch's global generator: seed it (or fork it) around this call.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    history = History()
+    best_loss, best_state, bad_checks = math.inf, copy.deepcopy(model.state_dict()), 0
+    n = len(train_data)
+    batch_size = min(config.batch_size, n)
+    order, cursor = torch.randperm(n, device=train_data.inputs.device), 0
+    running, since_check = torch.zeros((), device=train_data.inputs.device), 0
+    bar = tqdm(total=config.max_steps, desc="training", unit="step", leave=False, disable=not progress)
+    model.train()
+    for step in range(1, config.max_steps + 1):
+        if cursor + batch_size > n:
+            order, cursor = torch.randperm(n, device=order.device), 0
+        batch = train_data[order[cursor : cursor + batch_size]]
+        cursor += batch_size
+        beta = min(1.0, step / config.kl_warmup_steps) if config.kl_warmup_steps else 1.0
+        loss = elbo_loss(model, batch, beta).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach()
+        since_check += 1
+        bar.update(1)
+        if step % config.eval_every and step != config.max_steps:
+            continue
+        train_loss = running.item() / since_check
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training loss is {train_loss} before step {step}: lower learning_rate or check the data"
+            )
+        validation_loss = evaluate(model, validation_data)
+        model.train()
+        running.zero_()
+        since_check = 0
+        history.steps.append(step)
+        history.train_loss.append(train_loss)
+        history.validation_loss.append(validation_loss)
+        for callback in callbacks:
+            callback.on_epoch_end(step, {"train_loss": train_loss, "validation_loss": validation_loss})
+        bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{validation_loss:.3f}")
+        if validation_loss < best_loss or step <= config.kl_warmup_steps:
+            best_loss, history.best_step, bad_checks = validation_loss, step, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_checks += 1
+            if bad_checks >= config.patience:
+                history.stopped_early = True
+                break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    logger.info("trained %d steps, best validation loss %.4f at step %d", step, best_loss, history.best_step)
+    return history
+
+
+@torch.inference_mode()
+def evaluate(model: TabularVAE, data: TensorData, chunk: int = 8192) -> float:
+    """Mean negative ELBO on ``data``, with the same seeded noise at every call so checks compare."""
+    model.eval()
+    generator = torch.Generator(device=data.inputs.device).manual_seed(0)
+    total = sum(elbo_loss(model, data[i : i + chunk], generator=generator).sum().item() for i in range(0, len(data), chunk))
+    return total / len(data)

@@ -1,0 +1,1 @@
+"""Training, calibration, evaluation and registration pipelines; batch scoring; benchmarks."""

@@ -1,0 +1,95 @@
+"""The ADBench protocol for unsupervised detectors (see ../shared/data/README.md), with the project's
+detector and baselines run side by side on the same splits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler
+
+from anomaly_vae import VAEDetector
+
+Detector = Callable[[int], Any]  # seed -> an unfitted detector with fit / decision_function
+
+
+@dataclass(frozen=True)
+class Result:
+    dataset: str
+    method: str
+    seed: int
+    auroc: float
+    aupr: float
+    fit_seconds: float
+
+
+def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Resample to 1,000..10,000 rows, stratified 70/30 split, MinMax scaling fitted on the training part."""
+    rng = np.random.default_rng(seed)
+    if len(X) < 1000:
+        index = rng.choice(len(X), 1000, replace=True)
+        X, y = X[index], y[index]
+    elif len(X) > 10000:
+        index = rng.choice(len(X), 10000, replace=False)
+        X, y = X[index], y[index]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, shuffle=True, stratify=y, random_state=seed
+    )
+    scaler = MinMaxScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def default_methods() -> dict[str, Detector]:
+    methods: dict[str, Detector] = {
+        "VAEDetector": lambda seed: VAEDetector(random_state=seed),
+        "IsolationForest": lambda seed: _SklearnOutlier(IsolationForest(random_state=seed)),
+    }
+    try:
+        from pyod.models.ecod import ECOD
+        from pyod.models.iforest import IForest
+        from pyod.models.vae import VAE
+    except ImportError:
+        return methods
+    methods["PyOD VAE"] = lambda seed: VAE(random_state=seed, verbose=0)
+    methods["PyOD IForest"] = lambda seed: IForest(random_state=seed)
+    methods["PyOD ECOD"] = lambda seed: ECOD()
+    return methods
+
+
+class _SklearnOutlier:
+    """scikit-learn outlier estimators score inliers high; flip to higher = more anomalous."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: np.ndarray) -> _SklearnOutlier:
+        self.estimator.fit(X)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return -self.estimator.score_samples(X)
+
+
+def run_dataset(path: Path, methods: dict[str, Detector], seeds: list[int]) -> list[Result]:
+    data = np.load(path)
+    X, y = data["X"].astype(np.float64), data["y"].astype(int)
+    results = []
+    for seed in seeds:
+        X_train, X_test, _, y_test = protocol_split(X, y, seed)
+        for name, make in methods.items():
+            detector = make(seed)
+            start = time.perf_counter()
+            detector.fit(X_train)
+            fit_seconds = time.perf_counter() - start
+            scores = detector.decision_function(X_test)
+            results.append(
+                Result(path.stem, name, seed, roc_auc_score(y_test, scores), average_precision_score(y_test, scores), fit_seconds)
+            )
+    return results
