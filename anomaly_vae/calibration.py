@@ -28,7 +28,7 @@ class Calibration:
         calibrated = {}
         for name, values in scores.items():
             values = np.sort(np.asarray(values, dtype=np.float64))
-            keep = len(values) - int(math.floor(contamination * len(values)))
+            keep = len(values) - math.floor(contamination * len(values))
             calibrated[name] = values[:keep]
         return cls(calibrated)
 

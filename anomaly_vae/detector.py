@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from anomaly_vae.calibration import Calibration, check_fpr
 from anomaly_vae.losses import TensorData
-from anomaly_vae.persistence import load_folder, save_folder
 from anomaly_vae.model import TabularVAE, VAEConfig
+from anomaly_vae.persistence import load_folder, save_folder
 from anomaly_vae.schema import TabularSchema, frame_from_input
 from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
 from anomaly_vae.splitting import split_rows
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 CALIBRATED_SCORES = ("neg_log_likelihood", "neg_elbo", "reconstruction_nll")
 
 
-class VAEDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
+class VAEDetector(OutlierMixin, BaseEstimator):
     """Variational autoencoder outlier detector for tabular data.
 
     The VAE learns the density p(x) of the training data. Scores follow PyOD's direction: HIGHER = MORE
@@ -157,7 +157,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         self.config_ = self._network_config()
         data = TensorData.from_batch(encoded, self.config_, self.device_)
         parts = split_rows(frame, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
-        train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
+        train_rows, validation_rows, _ = (torch.as_tensor(p, device=self.device_) for p in parts)
         if min(len(p) for p in parts) == 0:
             raise ValueError("a split came out empty: give more rows or larger validation/calibration fractions")
         with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
@@ -322,8 +322,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         detector.schema_ = TabularSchema.from_dict(meta["schema"])
         detector.feature_names_in_ = np.asarray(detector.schema_.names, dtype=object)
         detector.n_features_in_ = len(detector.schema_.names)
-        network = meta["network"]
-        detector.config_ = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in network.items()})
+        network: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()}
+        detector.config_ = VAEConfig(**network)
         detector.model_ = TabularVAE(detector.config_)
         detector.model_.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         detector.model_.to(detector.device_).eval()
@@ -333,7 +333,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         detector.threshold_ = meta["threshold"]
         return detector
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True

@@ -23,7 +23,7 @@ META_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
 def save_folder(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
     """Write ``meta`` (JSON-able) and ``tensors`` to the folder ``path`` atomically."""
     path = Path(path)
-    if path.exists() and not (path.is_dir() and (path / META_FILE).exists() or not any(path.iterdir())):
+    if path.exists() and not ((path.is_dir() and (path / META_FILE).exists()) or not any(path.iterdir())):
         raise FileExistsError(f"{path} exists and is not a model folder; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))

@@ -23,8 +23,8 @@ import pandas as pd
 SOFT_CLIP = 5.0
 UNKNOWN = "<unknown>"
 NUMERIC, CATEGORICAL, BOOLEAN = "numeric", "categorical", "boolean"
-_TRUE = {True, 1, 1.0, "true", "True", "TRUE", "1"}
-_FALSE = {False, 0, 0.0, "false", "False", "FALSE", "0"}
+_TRUE = {True, "true", "True", "TRUE", "1"}
+_FALSE = {False, "false", "False", "FALSE", "0"}
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class TabularSchema:
                     raise ValueError(f"column {name!r} contains infinite values")
                 column.center, column.scale = robust_center_scale(values)
             elif kind == CATEGORICAL:
-                counts = series.dropna().astype(str).value_counts(sort=False)
+                counts = category_text(series.dropna()).value_counts(sort=False)
                 counts = counts.sort_index().sort_values(ascending=False, kind="stable")
                 column.categories = [str(c) for c in counts.index[:max_categories]]
             columns.append(column)
@@ -200,9 +200,10 @@ class TabularSchema:
         categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
             series = frame[column.name]
-            lookup = {c: i + 1 for i, c in enumerate(column.categories)}
-            codes = series.astype(object).map(lambda v: -1 if _is_missing(v) else lookup.get(str(v), 0))
-            categorical[:, j] = codes.to_numpy(dtype=np.int64)
+            lookup = pd.Series(np.arange(1, column.n_categories), index=column.categories)
+            codes = category_text(series).map(lookup).fillna(0).to_numpy(dtype=np.int64, copy=True)
+            codes[series.isna().to_numpy()] = -1
+            categorical[:, j] = codes
         boolean = np.empty((n, len(self.of_kind(BOOLEAN))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(BOOLEAN)):
             boolean[:, j] = frame[column.name].astype(object).map(_to_float_bool).to_numpy(np.float32)
@@ -215,6 +216,17 @@ class TabularSchema:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TabularSchema:
         return cls([Column(**c) for c in data["columns"]])
+
+
+def category_text(series: pd.Series) -> pd.Series:
+    """Categories as text; integral floats print as integers (a CSV column of ints with gaps reads as float)."""
+    if pd.api.types.is_float_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        integral = np.isfinite(values) & (np.mod(values, 1.0) == 0) & (np.abs(values) < 2**53)
+        text = series.astype(str).to_numpy(dtype=object)
+        text[integral] = values[integral].astype(np.int64).astype(str)
+        return pd.Series(text, index=series.index)
+    return series.astype(str)
 
 
 def _is_missing(value: Any) -> bool:

@@ -14,9 +14,7 @@ import numpy as np
 import pandas as pd
 
 
-def split_rows(
-    frame: pd.DataFrame, fractions: Sequence[float], seed: int
-) -> tuple[np.ndarray, ...]:
+def split_rows(frame: pd.DataFrame, fractions: Sequence[float], seed: int) -> tuple[np.ndarray, ...]:
     """Row positions of (rest, part_1, ..., part_k) where part_i holds about ``fractions[i]`` of the rows.
 
     Every group of identical rows lands in exactly one part. Each group's part is drawn at random with

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -126,5 +126,7 @@ def evaluate(model: TabularVAE, data: TensorData, chunk: int = 8192) -> float:
     """Mean negative ELBO on ``data``, with the same seeded noise at every call so checks compare."""
     model.eval()
     generator = torch.Generator(device=data.inputs.device).manual_seed(0)
-    total = sum(elbo_loss(model, data[i : i + chunk], generator=generator).sum().item() for i in range(0, len(data), chunk))
+    total = sum(
+        elbo_loss(model, data[i : i + chunk], generator=generator).sum().item() for i in range(0, len(data), chunk)
+    )
     return total / len(data)

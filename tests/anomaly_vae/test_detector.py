@@ -44,7 +44,7 @@ def test_bad_parameters_are_reported_by_fit(params, message):
 
 def test_score_frame_has_the_design_columns(fitted, train_frame):
     scores = fitted.score_frame(train_frame.head(50), contributions=True)
-    assert scores.columns[: len(SCORE_COLUMNS)].tolist() == SCORE_COLUMNS[:4] + ["p_value", "p_value_neg_elbo"]
+    assert scores.columns[: len(SCORE_COLUMNS)].tolist() == [*SCORE_COLUMNS[:4], "p_value", "p_value_neg_elbo"]
     assert set(SCORE_COLUMNS) <= set(scores.columns)
     assert scores["is_outlier"].dtype == bool
     np.testing.assert_allclose(scores["neg_elbo"], scores["reconstruction_nll"] + scores["kl"], rtol=1e-6)

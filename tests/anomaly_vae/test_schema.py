@@ -18,12 +18,21 @@ def test_kinds_are_inferred_from_dtypes():
     )
     schema = TabularSchema.fit(frame, categorical_columns=["i"])
     kinds = {c.name: c.kind for c in schema.columns}
-    assert kinds == {"n": "numeric", "i": "categorical", "s": "categorical", "c": "categorical", "b": "boolean", "ob": "boolean"}
+    assert kinds == {
+        "n": "numeric",
+        "i": "categorical",
+        "s": "categorical",
+        "c": "categorical",
+        "b": "boolean",
+        "ob": "boolean",
+    }
     assert schema.feature_order == ["n", "i", "s", "c", "b", "ob"]
 
 
 def test_encoding_marks_missing_and_unknown():
-    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "color": ["red", "red", "blue", None], "ok": [True, False, True, False]})
+    train = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0], "color": ["red", "red", "blue", None], "ok": [True, False, True, False]}
+    )
     schema = TabularSchema.fit(train)
     batch = schema.encode(pd.DataFrame({"x": [np.nan, 2.5], "color": ["green", None], "ok": [None, True]}))
     assert np.isnan(batch.numeric[0, 0]) and np.isfinite(batch.numeric[1, 0])
@@ -79,7 +88,9 @@ def test_bad_values_name_column_and_row(schema, column, values, message):
 
 
 def test_invalid_rows_lists_every_bad_row(schema):
-    frame = pd.DataFrame({"x": pd.Series([1.0, "x", np.inf, 4.0], dtype=object), "flag": [True, 2, True, None], "k": "a"})
+    frame = pd.DataFrame(
+        {"x": pd.Series([1.0, "x", np.inf, 4.0], dtype=object), "flag": [True, 2, True, None], "k": "a"}
+    )
     reasons = schema.invalid_rows(frame)
     assert reasons.index.tolist() == [1, 2]
     assert "column 'x'" in reasons[1] and "infinite" in reasons[2]
