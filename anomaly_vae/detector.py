@@ -279,12 +279,14 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     def predict(self, X: Any, *, fpr: float | None = None) -> np.ndarray:
         """0/1 labels of shape (n_samples,): 1 where the record is an outlier at ``fpr``."""
+        scores = self.decision_function(X)
         fpr = self.fpr if fpr is None else fpr
-        return (self.decision_function(X) > self.calibration_.threshold(self.default_score, fpr)).astype(int)
+        return (scores > self.calibration_.threshold(self.default_score, fpr)).astype(int)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n_samples, 2): columns P(inlier), P(outlier) with P(outlier) = 1 - conformal p-value."""
-        p_value = self.calibration_.p_value(self.default_score, self.decision_function(X))
+        scores = self.decision_function(X)
+        p_value = self.calibration_.p_value(self.default_score, scores)
         return np.column_stack([p_value, 1.0 - p_value])
 
     def thresholds(self, fpr: float | None = None) -> dict[str, float]:

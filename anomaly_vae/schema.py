@@ -85,9 +85,18 @@ def frame_from_input(X: Any, feature_names: list[str] | None = None) -> pd.DataF
         if X.columns.has_duplicates:
             raise ValueError(f"duplicate column names: {sorted(set(X.columns[X.columns.duplicated()]))}")
         return X
+    if hasattr(X, "tocsr"):
+        raise TypeError("sparse input is not supported: pass a dense array or a DataFrame")
     array = np.asarray(X)
     if array.ndim != 2:
-        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {array.shape}")
+        raise ValueError(
+            f"expected a 2-D array (n_samples, n_features), got shape {array.shape}. "
+            "Reshape your data: array.reshape(-1, 1) for one feature, array.reshape(1, -1) for one sample"
+        )
+    if np.iscomplexobj(array):
+        raise ValueError("Complex data not supported")
+    if array.shape[1] == 0:
+        raise ValueError(f"0 feature(s) (shape={array.shape}) while a minimum of 1 is required")
     names = feature_names or [f"x{i}" for i in range(array.shape[1])]
     if len(names) != array.shape[1]:
         raise ValueError(f"X has {array.shape[1]} features, but the model was fitted with {len(names)}")

@@ -67,19 +67,22 @@ def train(
 
     Randomness comes from torch's global generator: seed it (or fork it) around this call.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+    )
     history = History()
     best_loss, best_state, bad_checks = math.inf, copy.deepcopy(model.state_dict()), 0
     n = len(train_data)
     batch_size = min(config.batch_size, n)
-    order, cursor = torch.randperm(n, device=train_data.inputs.device), 0
-    running, since_check = torch.zeros((), device=train_data.inputs.device), 0
+    device = train_data.inputs.device
+    shuffled, cursor = train_data, n  # reshuffled whole at each epoch start; batches are then cheap views
+    running, since_check = torch.zeros((), device=device), 0
     bar = tqdm(total=config.max_steps, desc="training", unit="step", leave=False, disable=not progress)
     model.train()
     for step in range(1, config.max_steps + 1):
         if cursor + batch_size > n:
-            order, cursor = torch.randperm(n, device=order.device), 0
-        batch = train_data[order[cursor : cursor + batch_size]]
+            shuffled, cursor = train_data[torch.randperm(n, device=device)], 0
+        batch = shuffled[cursor : cursor + batch_size]
         cursor += batch_size
         beta = min(1.0, step / config.kl_warmup_steps) if config.kl_warmup_steps else 1.0
         loss = elbo_loss(model, batch, beta).mean()
