@@ -56,6 +56,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         dropped before calibrating. 0 keeps them all (conservative thresholds).
     n_importance_samples : int
         K, the number of importance samples per record for ``neg_log_likelihood``.
+    n_members : int
+        Number of VAEs trained side by side (one batched network, different initialisations and noise);
+        every score is the mean over members.
     validation_fraction, calibration_fraction : float
         Parts of the training rows held out for early stopping and for calibration. Identical rows always
         land in the same part, so duplicates cannot leak between them.
@@ -91,6 +94,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         fpr: float = 0.01,
         contamination: float = 0.0,
         n_importance_samples: int = 64,
+        n_members: int = 1,
         validation_fraction: float = 0.1,
         calibration_fraction: float = 0.2,
         max_steps: int = 3000,
@@ -100,6 +104,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         eval_every: int = 100,
         patience: int = 5,
         kl_warmup_steps: int = 300,
+        trim_fraction: float = 0.0,
+        bagging_fraction: float = 1.0,
         min_sigma: float = 0.05,
         categorical_columns: Sequence[str] | None = None,
         max_categories: int = 100,
@@ -114,6 +120,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.fpr = fpr
         self.contamination = contamination
         self.n_importance_samples = n_importance_samples
+        self.n_members = n_members
         self.validation_fraction = validation_fraction
         self.calibration_fraction = calibration_fraction
         self.max_steps = max_steps
@@ -123,6 +130,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.eval_every = eval_every
         self.patience = patience
         self.kl_warmup_steps = kl_warmup_steps
+        self.trim_fraction = trim_fraction
+        self.bagging_fraction = bagging_fraction
         self.min_sigma = min_sigma
         self.categorical_columns = categorical_columns
         self.max_categories = max_categories
@@ -189,7 +198,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise ValueError(f"{name} must be in (0, 0.5), got: {value!r}")
-        for name in ("n_importance_samples", "max_steps", "batch_size", "eval_every", "patience", "max_categories"):
+        for name in ("n_importance_samples", "n_members", "max_steps", "batch_size", "eval_every", "patience", "max_categories"):
             value = getattr(self, name)
             if not (isinstance(value, (int, np.integer)) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got: {value!r}")
@@ -215,6 +224,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             hidden=tuple(self.hidden),
             latent_dim=int(latent),
             min_sigma=self.min_sigma,
+            n_members=self.n_members,
         )
 
     def _train_config(self) -> TrainConfig:
@@ -226,6 +236,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             eval_every=self.eval_every,
             patience=self.patience,
             kl_warmup_steps=self.kl_warmup_steps,
+            trim_fraction=self.trim_fraction,
+            bagging_fraction=self.bagging_fraction,
         )
 
     def _noise(self) -> torch.Tensor:

@@ -53,34 +53,33 @@ class TensorData:
 
 
 def feature_nll(out: DecoderOutput, data: TensorData, config: VAEConfig) -> torch.Tensor:
-    """Negative log-likelihood per record and feature, shape (n, n_features), in nats.
+    """Negative log-likelihood per record and feature in nats, shape (..., n, n_features).
 
-    ``out`` may hold K samples per record stacked in front: (K * n) rows for n records; ``data`` is then
-    broadcast by repetition.
+    ``out`` holds parameters of shape (..., n, ·) for the n records of ``data`` (leading dimensions for
+    ensemble members and importance samples broadcast against the data).
     """
-    repeats = len(out.numeric_mean) // len(data)
-    if repeats > 1:
-        data = data[torch.arange(len(data), device=data.inputs.device).repeat(repeats)]
     present = (~data.missing).float()
     z = (data.numeric - out.numeric_mean) / out.numeric_sigma
     numeric = 0.5 * z.square() + torch.log(out.numeric_sigma) + _HALF_LOG_2PI
+    leading = numeric.shape[:-1]
     categorical = [
-        F.cross_entropy(logits, data.categorical[:, j], reduction="none")
+        -torch.log_softmax(logits, dim=-1).gather(-1, data.categorical[:, j].expand(leading)[..., None])
         for j, logits in enumerate(out.category_logits)
     ]
-    boolean = F.binary_cross_entropy_with_logits(out.boolean_logits, data.boolean, reduction="none")
-    nll = torch.cat([numeric, torch.stack(categorical, dim=1) if categorical else numeric[:, :0], boolean], 1)
-    nll = nll * present
+    boolean = F.binary_cross_entropy_with_logits(
+        out.boolean_logits, data.boolean.expand_as(out.boolean_logits), reduction="none"
+    )
+    nll = torch.cat([numeric, *categorical, boolean], dim=-1) * present
     if config.missing_features:
         index = list(config.missing_features)
-        is_missing = data.missing[:, index].float()
+        is_missing = data.missing[:, index].float().expand_as(out.missing_logits)
         missing_nll = F.binary_cross_entropy_with_logits(out.missing_logits, is_missing, reduction="none")
-        nll = nll.index_add(1, torch.tensor(index, device=nll.device), missing_nll)
+        nll = nll.index_add(-1, torch.tensor(index, device=nll.device), missing_nll)
     return nll
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)) per record, shape (n,)."""
+    """KL(q(z|x) || N(0, I)) per record: the last dimension is summed."""
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(dim=-1)
 
 

@@ -4,6 +4,7 @@ likelihood head per column type (see :mod:`anomaly_vae.losses` for the likelihoo
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ class VAEConfig:
     hidden: tuple[int, ...] = (128, 64)
     latent_dim: int = 8
     min_sigma: float = 0.05
+    n_members: int = 1
 
     @property
     def n_features(self) -> int:
@@ -32,10 +34,23 @@ class VAEConfig:
         return self.n_numeric + sum(self.category_sizes) + self.n_boolean + len(self.missing_features)
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
+class EnsembleLinear(nn.Module):
+    """``n_members`` independent linear layers applied at once: (E, m, in) or (m, in) -> (E, m, out)."""
+
+    def __init__(self, n_members: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default initialisation, per member
+        self.weight = nn.Parameter(torch.empty(n_members, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_members, 1, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.weight) + self.bias
+
+
+def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (d_in, d_out) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(d_in, d_out))
+        layers.append(EnsembleLinear(n_members, d_in, d_out))
         if i < len(sizes) - 2:
             layers.append(nn.SiLU())
     return nn.Sequential(*layers)
@@ -43,25 +58,33 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 @dataclass
 class DecoderOutput:
-    numeric_mean: torch.Tensor  # (n, n_numeric)
-    numeric_sigma: torch.Tensor  # (n_numeric,)
-    category_logits: list[torch.Tensor]  # one (n, size) per categorical column
-    boolean_logits: torch.Tensor  # (n, n_boolean)
-    missing_logits: torch.Tensor  # (n, len(missing_features))
+    """Likelihood parameters; every tensor has the leading shape (E, ...) of the decoded ``z``."""
+
+    numeric_mean: torch.Tensor  # (E, ..., n_numeric)
+    numeric_sigma: torch.Tensor  # (E, 1, ..., n_numeric): one scale per member and column
+    category_logits: list[torch.Tensor]  # one (E, ..., size) per categorical column
+    boolean_logits: torch.Tensor  # (E, ..., n_boolean)
+    missing_logits: torch.Tensor  # (E, ..., len(missing_features))
 
 
 class TabularVAE(nn.Module):
+    """An ensemble of ``n_members`` VAEs trained side by side (batched matrix products, one optimizer).
+
+    Members share nothing but the data; E = 1 is a plain VAE. Encoder outputs and decoder inputs carry
+    the member as their first dimension.
+    """
+
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
         self.config = config
-        hidden = list(config.hidden)
+        e, hidden = config.n_members, list(config.hidden)
         output_dim = config.input_dim  # one output per input unit: means, logits, missingness logits
-        self.encoder = mlp([config.input_dim, *hidden, 2 * config.latent_dim])
-        self.decoder = mlp([config.latent_dim, *reversed(hidden), output_dim])
-        self.raw_sigma = nn.Parameter(torch.zeros(config.n_numeric))
+        self.encoder = mlp(e, [config.input_dim, *hidden, 2 * config.latent_dim])
+        self.decoder = mlp(e, [config.latent_dim, *reversed(hidden), output_dim])
+        self.raw_sigma = nn.Parameter(torch.zeros(e, config.n_numeric))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance, each (n, latent_dim)."""
+        """Posterior mean and log-variance of (n, input_dim) inputs, each (E, n, latent_dim)."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
@@ -70,9 +93,12 @@ class TabularVAE(nn.Module):
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode(self, z: torch.Tensor) -> DecoderOutput:
-        out = self.decoder(z)
+        """Decode z of shape (E, ..., latent_dim)."""
+        e, batch_shape = z.shape[0], z.shape[1:-1]
+        out = self.decoder(z.reshape(e, -1, z.shape[-1])).reshape(e, *batch_shape, -1)
         c = self.config
         sizes = [c.n_numeric, *c.category_sizes, c.n_boolean, len(c.missing_features)]
         parts = list(out.split(sizes, dim=-1))
         sigma = c.min_sigma + F.softplus(self.raw_sigma + 0.5413)  # softplus(0.5413) = 1: start at 1
+        sigma = sigma.reshape(e, *([1] * len(batch_shape)), c.n_numeric)
         return DecoderOutput(parts[0], sigma, parts[1:-2], parts[-2], parts[-1])

@@ -35,34 +35,38 @@ def importance_noise(seed: int, n_samples: int, latent_dim: int) -> torch.Tensor
 def score_data(
     model: TabularVAE, data: TensorData, noise: torch.Tensor, rows_per_chunk: int = 65536
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Scores (name -> (n,) float64) and per-feature reconstruction NLL (n, n_features) of ``data``."""
+    """Scores (name -> (n,) float64) and per-feature reconstruction NLL (n, n_features) of ``data``.
+
+    With an ensemble, every score is the mean over members (``neg_log_likelihood`` is then the mean of
+    the members' estimates of -log p(x), i.e. -log of their geometric mean density).
+    """
     model.eval()
     noise = noise.to(data.inputs.device)
-    k = len(noise)
-    chunk = max(1, rows_per_chunk // k)
+    k, members = len(noise), model.config.n_members
+    chunk = max(1, rows_per_chunk // (k * members))
     parts: list[dict[str, torch.Tensor]] = []
     for start in range(0, len(data), chunk):
         batch = data[start : start + chunk]
-        mu, logvar = model.encode(batch.inputs)
-        z = model.reparameterize(mu, logvar, noise[:, None, :])  # (K, n, L)
-        per_feature = feature_nll(model.decode(z.reshape(-1, z.shape[-1])), batch, model.config)
-        per_feature = per_feature.reshape(k, len(batch), -1)
-        log_weights = (
-            -per_feature.sum(dim=-1)
-            + gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
-            - gaussian_log_prob(z, mu, logvar)
-        )
-        kl = kl_divergence(mu, logvar)
-        reconstruction = per_feature.sum(dim=-1).mean(dim=0)
+        mu, logvar = (t[:, None] for t in model.encode(batch.inputs))  # (E, 1, n, L)
+        z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
+        per_feature = feature_nll(model.decode(z), batch, model.config)  # (E, K, n, F)
+        reconstruction = per_feature.sum(dim=-1)
+        log_weights = -reconstruction + _standard_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar)
+        kl = kl_divergence(mu[:, 0], logvar[:, 0]).mean(dim=0)
+        mean_reconstruction = reconstruction.mean(dim=(0, 1))
         parts.append(
             {
-                "neg_elbo": reconstruction + kl,
-                "reconstruction_nll": reconstruction,
+                "neg_elbo": mean_reconstruction + kl,
+                "reconstruction_nll": mean_reconstruction,
                 "kl": kl,
-                "neg_log_likelihood": math.log(k) - torch.logsumexp(log_weights, dim=0),
-                "contributions": per_feature.mean(dim=0),
+                "neg_log_likelihood": (math.log(k) - torch.logsumexp(log_weights, dim=1)).mean(dim=0),
+                "contributions": per_feature.mean(dim=(0, 1)),
             }
         )
     joined = {name: torch.cat([p[name] for p in parts]).double().cpu().numpy() for name in parts[0]}
     contributions = joined.pop("contributions")
     return joined, contributions
+
+
+def _standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    return gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))

@@ -28,6 +28,8 @@ class TrainConfig:
     eval_every: int = 100  # steps between validation checks
     patience: int = 5  # validation checks without improvement before stopping
     kl_warmup_steps: int = 300
+    trim_fraction: float = 0.0  # share of each batch's highest losses left out after warm-up
+    bagging_fraction: float = 1.0  # share of the training rows each ensemble member learns from
 
 
 @dataclass
@@ -47,10 +49,10 @@ class Callback(Protocol):
 def elbo_loss(
     model: TabularVAE, data: TensorData, beta: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Per-record negative ELBO (one reparameterized sample), shape (n,)."""
+    """Negative ELBO per member and record (one reparameterized sample each), shape (E, n)."""
     mu, logvar = model.encode(data.inputs)
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    recon = feature_nll(model.decode(model.reparameterize(mu, logvar, eps)), data, model.config).sum(dim=1)
+    recon = feature_nll(model.decode(model.reparameterize(mu, logvar, eps)), data, model.config).sum(dim=-1)
     return recon + beta * kl_divergence(mu, logvar)
 
 
@@ -75,17 +77,21 @@ def train(
     n = len(train_data)
     batch_size = min(config.batch_size, n)
     device = train_data.inputs.device
-    shuffled, cursor = train_data, n  # reshuffled whole at each epoch start; batches are then cheap views
+    # Bagging: each member learns from its own random subset of the training rows.
+    rows = torch.rand(model.config.n_members, n, device=device) < config.bagging_fraction
+    shuffled, shuffled_rows, cursor = train_data, rows, n  # reshuffled each epoch; batches are then views
     running, since_check = torch.zeros((), device=device), 0
     bar = tqdm(total=config.max_steps, desc="training", unit="step", leave=False, disable=not progress)
     model.train()
     for step in range(1, config.max_steps + 1):
         if cursor + batch_size > n:
-            shuffled, cursor = train_data[torch.randperm(n, device=device)], 0
-        batch = shuffled[cursor : cursor + batch_size]
+            order = torch.randperm(n, device=device)
+            shuffled, shuffled_rows, cursor = train_data[order], rows[:, order], 0
+        batch, mask = shuffled[cursor : cursor + batch_size], shuffled_rows[:, cursor : cursor + batch_size]
         cursor += batch_size
         beta = min(1.0, step / config.kl_warmup_steps) if config.kl_warmup_steps else 1.0
-        loss = elbo_loss(model, batch, beta).mean()
+        trim = config.trim_fraction if step > config.kl_warmup_steps else 0.0
+        loss = trimmed_mean(elbo_loss(model, batch, beta), mask, trim)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -124,12 +130,24 @@ def train(
     return history
 
 
+def trimmed_mean(losses: torch.Tensor, mask: torch.Tensor, trim: float) -> torch.Tensor:
+    """Mean of the (E, b) ``losses`` where ``mask`` is set, leaving out each member's highest ``trim``
+    share: records that fit worst (most likely the outliers in contaminated data) do not pull the model."""
+    if trim:
+        keep = (mask.sum(dim=1, keepdim=True) * (1.0 - trim)).round().clamp(min=1)
+        ranks = losses.detach().masked_fill(~mask, math.inf).argsort(dim=1).argsort(dim=1)
+        mask = mask & (ranks < keep)
+    return (losses * mask).sum() / mask.sum().clamp(min=1)
+
+
 @torch.inference_mode()
 def evaluate(model: TabularVAE, data: TensorData, chunk: int = 8192) -> float:
-    """Mean negative ELBO on ``data``, with the same seeded noise at every call so checks compare."""
+    """Mean negative ELBO on ``data`` (over records and members), with the same seeded noise at every call
+    so that checks compare."""
     model.eval()
     generator = torch.Generator(device=data.inputs.device).manual_seed(0)
     total = sum(
-        elbo_loss(model, data[i : i + chunk], generator=generator).sum().item() for i in range(0, len(data), chunk)
+        elbo_loss(model, data[i : i + chunk], generator=generator).mean(0).sum().item()
+        for i in range(0, len(data), chunk)
     )
     return total / len(data)

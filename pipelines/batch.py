@@ -9,19 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from anomaly_vae import VAEDetector
+from pipelines.data import read_table
+from pipelines.registry import load_detector
 
 logger = logging.getLogger(__name__)
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise FileNotFoundError(f"input not found: {path}")
-    if path.suffix.lower() in {".parquet", ".pq"} or path.is_dir():
-        return pd.read_parquet(path)
-    if path.suffix.lower() in {".csv", ".gz"}:
-        return pd.read_csv(path)
-    raise ValueError(f"{path}: expected a .csv or .parquet file")
 
 
 def write_table_atomically(frame: pd.DataFrame, path: Path) -> None:
@@ -41,9 +32,9 @@ def write_table_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 
 def score_file(
-    model: Path, input_path: Path, output_path: Path, *, fpr: float | None = None, contributions: bool = False
+    model: str, input_path: Path, output_path: Path, *, fpr: float | None = None, contributions: bool = False
 ) -> pd.DataFrame:
-    detector = VAEDetector.load(model)
+    detector, _ = load_detector(model)
     frame = read_table(input_path)
     scores = detector.score_frame(frame, fpr=fpr, contributions=contributions)
     write_table_atomically(scores, output_path)

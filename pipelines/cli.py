@@ -15,8 +15,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    score = commands.add_parser("score", help="score a CSV or Parquet file with a saved model folder")
-    score.add_argument("--model", required=True, type=Path, help="model folder written by VAEDetector.save")
+    train = commands.add_parser("train", help="train, calibrate, evaluate and register a model in MLflow")
+    train.add_argument("--data", required=True, type=Path, help="CSV, Parquet (file or folder) or .npz data set")
+    train.add_argument("--model-name", required=True, help="registered model name")
+    train.add_argument("--alias", help="registry alias to point at the new version (e.g. champion)")
+    train.add_argument("--label-column", help="0/1 column (1 = anomaly) used only for evaluation")
+    train.add_argument("--config", type=Path, help="YAML or TOML settings (sections: detector, data, evaluation)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting, e.g. --set detector.max_steps=500 (repeatable)",
+    )
+    train.add_argument("--output", type=Path, help="folder for local copies of the run's plots")
+
+    score = commands.add_parser("score", help="score a CSV or Parquet file with a model")
+    score.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a folder")
     score.add_argument("--input", required=True, type=Path, help="CSV or Parquet file to score")
     score.add_argument("--output", required=True, type=Path, help="output file (.csv or .parquet)")
     score.add_argument("--fpr", type=float, default=None, help="false-positive rate for is_outlier")
@@ -38,7 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        if args.command == "score":
+        if args.command == "train":
+            from pipelines.config import load_settings
+            from pipelines.train import train_and_register
+
+            settings = load_settings(args.config, args.overrides)
+            result = train_and_register(
+                args.data,
+                args.model_name,
+                settings,
+                alias=args.alias,
+                label_column=args.label_column,
+                output=args.output,
+            )
+            print(
+                f"registered {result.model_name} version {result.version}"
+                + (f" (alias {result.alias})" if result.alias else "")
+                + f"; plots in {result.artifacts}"
+            )
+        elif args.command == "score":
             from pipelines.batch import score_file
 
             score_file(args.model, args.input, args.output, fpr=args.fpr, contributions=args.contributions)
@@ -50,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipelines.speed import run_speed
 
             print(run_speed(repeats=args.repeats))
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         logger.error("error: %s", error)
         return 2
     return 0

@@ -162,3 +162,15 @@ def test_false_positive_rate_matches_the_target_on_fresh_normal_data(fitted):
 def test_planted_anomalies_are_found(fitted):
     test, labels = mixed_frame(2000, seed=2, n_anomalies=100)
     assert roc_auc_score(labels, fitted.decision_function(test)) >= 0.95
+
+
+def test_an_ensemble_averages_its_members(train_frame, tmp_path):
+    rows = train_frame.head(50)
+    params = {**TINY, "max_steps": 100, "random_state": 1}
+    ensemble = VAEDetector(n_members=3, **params).fit(train_frame)
+    scores = ensemble.score_frame(rows, contributions=True)
+    np.testing.assert_allclose(scores["neg_elbo"], scores["reconstruction_nll"] + scores["kl"], rtol=1e-6)
+    assert ensemble.model_.raw_sigma.shape == (3, 4)  # one scale per member and numeric column
+    ensemble.save(tmp_path / "ensemble")
+    again = VAEDetector.load(tmp_path / "ensemble").score_frame(rows, contributions=True)
+    pd.testing.assert_frame_equal(scores, again, check_exact=True)

@@ -1,0 +1,82 @@
+"""Reading training and scoring data: CSV, Parquet (file or folder of parts) and ``.npz``.
+
+Training never needs the whole of a large data set in memory: with ``max_rows`` set, a file with more
+rows is read in batches and each row is kept with probability ``max_rows / total`` (seeded), so memory
+stays bounded by the sample, not by the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+logger = logging.getLogger(__name__)
+
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES or (path.is_dir() and any(path.glob("*.parquet")))
+
+
+def read_table(path: Path, *, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Read a CSV, Parquet or ``.npz`` data set; sample down to about ``max_rows`` rows if it is larger."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if is_parquet(path):
+        dataset = ds.dataset(path, format="parquet")
+        total = dataset.count_rows()
+        if max_rows is None or total <= max_rows:
+            return dataset.to_table().to_pandas()
+        rng = np.random.default_rng(seed)
+        keep = max_rows / total
+        parts = [b.to_pandas() for b in dataset.to_batches()]  # streamed: one batch in memory at a time
+        sampled = [p[rng.random(len(p)) < keep] for p in parts]
+        logger.info("sampled %d of %d rows from %s", sum(map(len, sampled)), total, path)
+        return pd.concat(sampled, ignore_index=True)
+    if suffix in {".csv", ".gz", ".txt"}:
+        if max_rows is None:
+            return pd.read_csv(path)
+        chunks = list(pd.read_csv(path, chunksize=max(10_000, max_rows)))
+        total = sum(map(len, chunks))
+        if total <= max_rows:
+            return pd.concat(chunks, ignore_index=True)
+        rng = np.random.default_rng(seed)
+        return pd.concat([c[rng.random(len(c)) < max_rows / total] for c in chunks], ignore_index=True)
+    raise ValueError(f"{path}: expected a .csv, .parquet (file or folder) or .npz data set")
+
+
+def _read_npz(path: Path) -> pd.DataFrame:
+    with np.load(path, allow_pickle=False) as data:
+        if "X" not in data:
+            raise ValueError(f"{path}: an .npz data set needs an array named 'X' (and optionally 'y')")
+        X = data["X"]
+        if X.ndim != 2:
+            raise ValueError(f"{path}: 'X' must be 2-D (n_samples, n_features), got shape {X.shape}")
+        frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        if "y" in data:
+            frame["label"] = data["y"]
+    return frame
+
+
+def split_labels(frame: pd.DataFrame, label_column: str | None) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Features and 0/1 labels (1 = anomaly); the label column is never a feature."""
+    if label_column is None:
+        return frame, None
+    if label_column not in frame.columns:
+        raise ValueError(f"label column {label_column!r} is not in the data (columns: {list(frame.columns)[:20]})")
+    labels = frame[label_column]
+    if labels.isna().any():
+        raise ValueError(f"label column {label_column!r} has missing values")
+    values = set(pd.unique(labels.astype(object)))
+    if not values <= {0, 1}:
+        raise ValueError(f"label column {label_column!r} must hold 0/1 or booleans (1 = anomaly)")
+    return frame.drop(columns=label_column), labels.astype(int).to_numpy()

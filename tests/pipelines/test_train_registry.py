@@ -1,0 +1,215 @@
+"""Training pipeline against real MLflow stores: the embedded SQLite store and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.cli import main as cli
+from pipelines.config import load_settings, validate
+from pipelines.registry import load_detector
+from pipelines.train import RegistrationRefused, train_and_register
+from tests.conftest import mixed_frame
+
+FAST = {"hidden": [16], "max_steps": 150, "eval_every": 50, "kl_warmup_steps": 20, "n_importance_samples": 8}
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory with no tracking URI set: the embedded store lands here."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def labelled_csv(tmp_path_factory) -> Path:
+    frame, labels = mixed_frame(1500, seed=5, n_anomalies=60)
+    frame["label"] = labels
+    path = tmp_path_factory.mktemp("data") / "train.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def registered_versions(name: str) -> list[str]:
+    return [v.version for v in mlflow.MlflowClient().search_model_versions(f"name='{name}'")]
+
+
+def test_train_registers_a_pyfunc_that_predicts_the_detector_scores(workdir, labelled_csv):
+    settings = validate({"detector": FAST})
+    result = train_and_register(labelled_csv, "mixed", settings, alias="champion", label_column="label", progress=False)
+    assert (workdir / "mlflow.db").is_file() and (workdir / "mlartifacts").is_dir()
+    assert result.version == "1" and 0.5 < result.metrics["test_auroc"] <= 1.0
+    assert {"test_aupr", "test_precision", "test_recall", "threshold_neg_elbo"} <= set(result.metrics)
+
+    rows = pd.read_csv(labelled_csv).drop(columns="label").head(40)
+    pyfunc = mlflow.pyfunc.load_model("models:/mixed@champion")
+    predicted = pyfunc.predict(rows)
+    detector, identity = load_detector("models:/mixed@champion")
+    assert identity == {"name": "mixed", "version": "1"}
+    pd.testing.assert_frame_equal(predicted, detector.score_frame(rows), check_exact=True)
+    strict = pyfunc.predict(rows, params={"fpr": 0.001})
+    assert strict["is_outlier"].sum() <= predicted["is_outlier"].sum()
+
+    run = mlflow.get_run(result.run_id)
+    assert "validation_loss" in run.data.metrics and run.data.params["detector.max_steps"] == "150"
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "validation_loss")
+    assert len(history) == 3  # one point per validation check
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
+    assert {"plots/loss_curves.png", "plots/score_distribution.png", "plots/contributions.csv"} <= logged
+
+
+def test_evaluation_floor_refuses_registration(workdir, labelled_csv):
+    settings = validate({"detector": FAST, "evaluation": {"min_auroc": 1.0}})  # unreachable
+    with pytest.raises(RegistrationRefused, match="below min_auroc"):
+        train_and_register(labelled_csv, "floored", settings, label_column="label", progress=False)
+    assert registered_versions("floored") == []
+
+
+def test_failed_calibration_refuses_registration(workdir, tmp_path):
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    path = tmp_path / "small.npz"
+    np.savez(path, X=X)
+    settings = validate({"detector": {**FAST, "fpr": 0.001}})  # ~60 calibration rows cannot reach 0.1%
+    with pytest.raises(RegistrationRefused, match="calibration failed"):
+        train_and_register(path, "tiny", settings, progress=False)
+    assert registered_versions("tiny") == []
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "message"),
+    [
+        ("detector:\n  max_stepz: 3\n", [], r"unknown detector setting\(s\): \['max_stepz'\]"),
+        ("detectr:\n  max_steps: 3\n", [], r"unknown config section\(s\): \['detectr'\]"),
+        ("detector: [1, 2\n", [], "not valid YAML"),
+        ("", ["detector.fpr=2"], r"fpr must be in \(0, 1\), got: 2"),
+        ("", ["evaluation.test_fraction=1.5"], "evaluation.test_fraction must be in"),
+        ("", ["max_steps=3"], "--set expects section.key=value"),
+    ],
+)
+def test_bad_config_is_a_clear_error_and_registers_nothing(workdir, labelled_csv, config, overrides, message, caplog):
+    path = workdir / "config.yaml"
+    path.write_text(config)
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    code = cli(["train", "--data", str(labelled_csv), "--model-name", "bad", "--config", str(path), *sets])
+    assert code == 2
+    assert re.search(message, caplog.text)
+    assert not (workdir / "mlflow.db").exists()  # refused before any run or registration
+
+
+def test_toml_config_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[detector]\nmax_steps = 40\nhidden = [8, 4]\n[data]\nmax_rows = 1000\n")
+    settings = load_settings(path, ["detector.max_steps=50", "evaluation.min_auroc=0.7"])
+    assert settings.detector == {"max_steps": 50, "hidden": (8, 4)}
+    assert settings.data.max_rows == 1000 and settings.evaluation.min_auroc == 0.7
+
+
+@pytest.mark.parametrize(
+    ("content", "label", "message"),
+    [
+        ("a,b\n1,2\n3,4\n", "label", "label column 'label' is not in the data"),
+        ("a,label\n1,2\n3,0\n", "label", "must hold 0/1 or booleans"),
+    ],
+)
+def test_bad_data_is_a_clear_error(workdir, content, label, message):
+    path = workdir / "data.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        train_and_register(path, "bad-data", validate({"detector": FAST}), label_column=label, progress=False)
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_unreadable_data_path_is_reported(workdir):
+    with pytest.raises(FileNotFoundError, match="data not found"):
+        train_and_register(workdir / "nope.csv", "x", validate({}), progress=False)
+    (workdir / "data.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"expected a \.csv, \.parquet"):
+        train_and_register(workdir / "data.json", "x", validate({}), progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` process on 127.0.0.1 with its own SQLite store and artifact folder."""
+    root = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("mlflow server did not start")
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_remote_tracking_server(workdir, labelled_csv, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    code = cli(
+        [
+            "train",
+            "--data",
+            str(labelled_csv),
+            "--model-name",
+            "remote",
+            "--alias",
+            "champion",
+            "--label-column",
+            "label",
+            *[arg for k, v in FAST.items() for arg in ("--set", f"detector.{k}={v}")],
+        ]
+    )
+    assert code == 0
+    assert not (workdir / "mlflow.db").exists()  # nothing went to the embedded store
+    detector, identity = load_detector("models:/remote@champion")
+    assert identity == {"name": "remote", "version": "1"}
+    rows = pd.read_csv(labelled_csv).drop(columns="label").head(20)
+    predicted = mlflow.pyfunc.load_model("models:/remote/1").predict(rows)
+    pd.testing.assert_frame_equal(predicted, detector.score_frame(rows), check_exact=True)
+    out = workdir / "scores.csv"
+    unlabelled = workdir / "unlabelled.csv"
+    pd.read_csv(labelled_csv).drop(columns="label").to_csv(unlabelled, index=False)
+    assert cli(["score", "--model", "models:/remote@champion", "--input", str(unlabelled), "--output", str(out)]) == 0
+    assert len(pd.read_csv(out)) == len(pd.read_csv(unlabelled))
