@@ -65,6 +65,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     max_steps, batch_size, learning_rate, weight_decay, patience, kl_warmup_steps :
         Training: Adam minibatch steps, early stopping after ``patience`` validation checks (every
         ``eval_every`` steps) without improvement, KL weight warmed up linearly from 0 to 1.
+    trim_fraction : float
+        After warm-up, each member ignores this share of each batch's worst-fitting records, so the
+        outliers that contaminate most training data do not pull the model towards them.
+    bagging_fraction : float
+        With several members, each one learns from its own random subset of this share of the rows.
     categorical_columns : sequence of str, optional
         Columns to treat as categorical even if numeric. Strings, objects and categories always are.
     model_missingness : bool
@@ -89,23 +94,23 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self,
         *,
         latent_dim: int | str = "auto",
-        hidden: tuple[int, ...] = (128, 64),
+        hidden: tuple[int, ...] = (64, 32),
         default_score: str = "neg_log_likelihood",
         fpr: float = 0.01,
         contamination: float = 0.0,
-        n_importance_samples: int = 64,
-        n_members: int = 1,
+        n_importance_samples: int = 16,
+        n_members: int = 3,
         validation_fraction: float = 0.1,
         calibration_fraction: float = 0.2,
-        max_steps: int = 3000,
-        batch_size: int = 256,
+        max_steps: int = 800,
+        batch_size: int = 512,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        eval_every: int = 100,
+        eval_every: int = 50,
         patience: int = 5,
-        kl_warmup_steps: int = 300,
-        trim_fraction: float = 0.0,
-        bagging_fraction: float = 1.0,
+        kl_warmup_steps: int = 100,
+        trim_fraction: float = 0.05,
+        bagging_fraction: float = 0.7,
         min_sigma: float = 0.05,
         categorical_columns: Sequence[str] | None = None,
         max_categories: int = 100,
@@ -166,7 +171,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.config_ = self._network_config()
         data = TensorData.from_batch(encoded, self.config_, self.device_)
         parts = split_rows(frame, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
-        train_rows, validation_rows, _ = (torch.as_tensor(p, device=self.device_) for p in parts)
+        train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
         if min(len(p) for p in parts) == 0:
             raise ValueError("a split came out empty: give more rows or larger validation/calibration fractions")
         with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
@@ -180,12 +185,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 callbacks=callbacks,
                 progress=self.progress,
             )
-        scores, _ = score_data(self.model_, data, self._noise())
-        calibration_scores = {name: scores[name][parts[2]] for name in CALIBRATED_SCORES}
-        self.calibration_ = Calibration.fit(calibration_scores, self.contamination)
-        self.decision_scores_ = scores[self.default_score]
+        scores, _ = score_data(self.model_, data[calibration_rows], self._noise())
+        self.calibration_ = Calibration.fit({name: scores[name] for name in CALIBRATED_SCORES}, self.contamination)
         self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
     def _check_params(self) -> None:
@@ -198,7 +200,12 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise ValueError(f"{name} must be in (0, 0.5), got: {value!r}")
-        for name in ("n_importance_samples", "n_members", "max_steps", "batch_size", "eval_every", "patience", "max_categories"):
+        if not 0.0 <= self.trim_fraction < 0.5:
+            raise ValueError(f"trim_fraction must be in [0, 0.5), got: {self.trim_fraction!r}")
+        if not 0.0 < self.bagging_fraction <= 1.0:
+            raise ValueError(f"bagging_fraction must be in (0, 1], got: {self.bagging_fraction!r}")
+        positive = ("n_importance_samples", "n_members", "max_steps", "batch_size", "eval_every", "patience")
+        for name in (*positive, "max_categories"):
             value = getattr(self, name)
             if not (isinstance(value, (int, np.integer)) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got: {value!r}")

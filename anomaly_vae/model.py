@@ -20,7 +20,7 @@ class VAEConfig:
     category_sizes: tuple[int, ...]
     n_boolean: int
     missing_features: tuple[int, ...] = ()
-    hidden: tuple[int, ...] = (128, 64)
+    hidden: tuple[int, ...] = (64, 32)
     latent_dim: int = 8
     min_sigma: float = 0.05
     n_members: int = 1
@@ -52,7 +52,7 @@ def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:
     for i, (d_in, d_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(EnsembleLinear(n_members, d_in, d_out))
         if i < len(sizes) - 2:
-            layers.append(nn.SiLU())
+            layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 

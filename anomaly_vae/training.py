@@ -21,15 +21,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 256
+    batch_size: int = 512
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    max_steps: int = 3000
-    eval_every: int = 100  # steps between validation checks
+    max_steps: int = 800
+    eval_every: int = 50  # steps between validation checks
     patience: int = 5  # validation checks without improvement before stopping
-    kl_warmup_steps: int = 300
-    trim_fraction: float = 0.0  # share of each batch's highest losses left out after warm-up
-    bagging_fraction: float = 1.0  # share of the training rows each ensemble member learns from
+    kl_warmup_steps: int = 100
+    trim_fraction: float = 0.05  # share of each batch's highest losses left out after warm-up
+    bagging_fraction: float = 0.7  # share of the training rows each ensemble member learns from
 
 
 @dataclass
@@ -78,7 +78,8 @@ def train(
     batch_size = min(config.batch_size, n)
     device = train_data.inputs.device
     # Bagging: each member learns from its own random subset of the training rows.
-    rows = torch.rand(model.config.n_members, n, device=device) < config.bagging_fraction
+    members = model.config.n_members
+    rows = torch.rand(members, n, device=device) < (config.bagging_fraction if members > 1 else 1.0)
     shuffled, shuffled_rows, cursor = train_data, rows, n  # reshuffled each epoch; batches are then views
     running, since_check = torch.zeros((), device=device), 0
     bar = tqdm(total=config.max_steps, desc="training", unit="step", leave=False, disable=not progress)

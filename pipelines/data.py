@@ -38,18 +38,20 @@ def read_table(path: Path, *, max_rows: int | None = None, seed: int = 0) -> pd.
             return dataset.to_table().to_pandas()
         rng = np.random.default_rng(seed)
         keep = max_rows / total
-        parts = [b.to_pandas() for b in dataset.to_batches()]  # streamed: one batch in memory at a time
-        sampled = [p[rng.random(len(p)) < keep] for p in parts]
+        sampled = []
+        for batch in dataset.to_batches():  # streamed: one record batch in memory at a time
+            sampled.append(batch.filter(rng.random(batch.num_rows) < keep).to_pandas())
         logger.info("sampled %d of %d rows from %s", sum(map(len, sampled)), total, path)
         return pd.concat(sampled, ignore_index=True)
     if suffix in {".csv", ".gz", ".txt"}:
         if max_rows is None:
             return pd.read_csv(path)
-        chunks = list(pd.read_csv(path, chunksize=max(10_000, max_rows)))
-        total = sum(map(len, chunks))
+        with open(path, "rb") as handle:  # a first pass counts rows, the second keeps a sample
+            total = max(sum(1 for _ in handle) - 1, 0)
         if total <= max_rows:
-            return pd.concat(chunks, ignore_index=True)
+            return pd.read_csv(path)
         rng = np.random.default_rng(seed)
+        chunks = pd.read_csv(path, chunksize=100_000)
         return pd.concat([c[rng.random(len(c)) < max_rows / total] for c in chunks], ignore_index=True)
     raise ValueError(f"{path}: expected a .csv, .parquet (file or folder) or .npz data set")
 
