@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     adbench.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     adbench.add_argument("--jobs", type=int, default=2, help="data sets run in parallel (one thread each)")
     adbench.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV and table")
+    adbench.add_argument("--subsample", type=int, help="small-data variant: first subsample each data set to N rows")
     speed = kinds.add_parser("speed", help="fit time against PyOD's VAE on 7,000 x 30 rows, one thread")
     speed.add_argument("--repeats", type=int, default=3)
     return parser
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.benchmark == "adbench":
             from pipelines.adbench import run_benchmark
 
-            print(run_benchmark(args.data_dir, args.seeds, args.output, jobs=args.jobs))
+            print(run_benchmark(args.data_dir, args.seeds, args.output, jobs=args.jobs, subsample=args.subsample))
         else:
             from pipelines.speed import run_speed
 

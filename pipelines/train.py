@@ -159,8 +159,6 @@ def _log_pictures(detector: VAEDetector, scores: pd.DataFrame, labels: Any, outp
 
 def _log_model(detector: VAEDetector, sample: pd.DataFrame, model_name: str) -> str:
     example = sample.head(5)
-    # integers become doubles in the signature: a missing value in an integer column is then accepted
-    example = example.astype({c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
     with tempfile.TemporaryDirectory() as folder:
         detector.save(Path(folder) / DETECTOR_ARTIFACT)
         info = mlflow.pyfunc.log_model(
