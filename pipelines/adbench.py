@@ -47,11 +47,13 @@ def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray,
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
-def default_methods() -> dict[str, Detector]:
-    methods: dict[str, Detector] = {
-        "VAEDetector": lambda seed: VAEDetector(random_state=seed),
-        "IsolationForest": lambda seed: _SklearnOutlier(IsolationForest(random_state=seed)),
-    }
+def default_methods(params: dict[str, Any] | None = None, baselines: bool = True) -> dict[str, Detector]:
+    """The detector (with ``params`` over its defaults) and, unless ``baselines`` is off, the baselines:
+    scikit-learn's IsolationForest, and PyOD's VAE, IForest and ECOD when pyod is installed."""
+    methods: dict[str, Detector] = {"VAEDetector": lambda seed: VAEDetector(**{"random_state": seed, **(params or {})})}
+    if not baselines:
+        return methods
+    methods["IsolationForest"] = lambda seed: _SklearnOutlier(IsolationForest(random_state=seed))
     try:
         from pyod.models.ecod import ECOD
         from pyod.models.iforest import IForest
@@ -109,15 +111,24 @@ def run_dataset(
     return results
 
 
-def _run_one(args: tuple[Path, list[int], int | None]) -> list[Result]:
+def _run_one(args: tuple[Path, list[int], int | None, dict[str, Any], bool]) -> list[Result]:
     import torch
 
     torch.set_num_threads(1)  # one thread per data set; data sets run in parallel
-    path, seeds, subsample = args
-    return run_dataset(path, default_methods(), seeds, subsample)
+    path, seeds, subsample, params, baselines = args
+    return run_dataset(path, default_methods(params, baselines), seeds, subsample)
 
 
-def run_benchmark(data_dir: Path, seeds: list[int], output: Path, jobs: int = 2, subsample: int | None = None) -> str:
+def run_benchmark(
+    data_dir: Path,
+    seeds: list[int],
+    output: Path,
+    *,
+    jobs: int = 2,
+    subsample: int | None = None,
+    params: dict[str, Any] | None = None,
+    baselines: bool = True,
+) -> str:
     """Run every method on every ``*.npz`` in ``data_dir``; write ``adbench.csv`` and ``adbench.md``.
 
     Returns the markdown table: mean AUROC, mean AUPR, average AUROC rank and mean fit time per method.
@@ -127,8 +138,9 @@ def run_benchmark(data_dir: Path, seeds: list[int], output: Path, jobs: int = 2,
     files = sorted(Path(data_dir).glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no .npz files in {data_dir}")
+    tasks = [(f, seeds, subsample, params or {}, baselines) for f in files]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = [r for rs in pool.map(_run_one, [(f, seeds, subsample) for f in files]) for r in rs]
+        results = [r for rs in pool.map(_run_one, tasks) for r in rs]
     frame = pd.DataFrame([r.__dict__ for r in results])
     output.mkdir(parents=True, exist_ok=True)
     stem = f"adbench_subsample{subsample}" if subsample else "adbench"

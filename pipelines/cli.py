@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     adbench.add_argument("--jobs", type=int, default=2, help="data sets run in parallel (one thread each)")
     adbench.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV and table")
     adbench.add_argument("--subsample", type=int, help="small-data variant: first subsample each data set to N rows")
+    adbench.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
+    adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
     speed = kinds.add_parser("speed", help="fit time against PyOD's VAE on 7,000 x 30 rows, one thread")
     speed.add_argument("--repeats", type=int, default=3)
     return parser
@@ -80,7 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.benchmark == "adbench":
             from pipelines.adbench import run_benchmark
 
-            print(run_benchmark(args.data_dir, args.seeds, args.output, jobs=args.jobs, subsample=args.subsample))
+            table = run_benchmark(
+                args.data_dir,
+                args.seeds,
+                args.output,
+                jobs=args.jobs,
+                subsample=args.subsample,
+                params=args.params,
+                baselines=args.baselines,
+            )
+            print(table)
         else:
             from pipelines.speed import run_speed
 
