@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--fpr", type=float, default=None, help="false-positive rate for is_outlier")
     score.add_argument("--contributions", action="store_true", help="add per-column contributions")
 
+    serve = commands.add_parser("serve", help="serve a model over HTTP (FastAPI + uvicorn)")
+    serve.add_argument("--model", required=True, help="model URI or folder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
     bench = commands.add_parser("benchmark", help="measure quality and speed side by side with baselines")
     kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     adbench = kinds.add_parser("adbench", help="ADBench protocol on every .npz in a folder")
@@ -57,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if args.command == "serve":  # a process of its own: pipelines never import serving
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "serving", "--model", args.model, "--host", args.host, "--port", str(args.port)],
+        )
     try:
         if args.command == "train":
             from pipelines.config import load_settings

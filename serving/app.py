@@ -1,0 +1,248 @@
+"""The FastAPI app: ``create_app(settings)``; the model loads in the lifespan, never at import."""
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from serving.metrics import Metrics
+from serving.model_store import LoadedModel, ModelStore
+from serving.schemas import InvocationsRequest, ModelDescription, ScoreRequest, ScoreResponse
+from serving.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+MAX_MESSAGE = 300  # error messages are cut here: they may quote column names, never values
+
+
+class ApiError(Exception):
+    """A client error: status code, the field path, a readable message."""
+
+    def __init__(self, status: int, loc: list[str | int], msg: str, kind: str = "value_error") -> None:
+        super().__init__(msg)
+        self.status, self.loc, self.msg, self.kind = status, loc, msg, kind
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+    store = ModelStore(settings.model_uri, metrics, settings.device)
+
+    async def keep_model_current() -> None:
+        while store.current is None:  # first load; retried until it works
+            try:
+                await asyncio.to_thread(store.load_initial)
+            except Exception as error:
+                logger.error("model %s failed to load, retrying: %s", settings.model_uri, error)
+                await asyncio.sleep(5)
+        while settings.reload_interval_seconds > 0:
+            await asyncio.sleep(settings.reload_interval_seconds)
+            await asyncio.to_thread(store.reload_if_moved)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.draining = False
+        task = asyncio.create_task(keep_model_current())
+        yield
+        app.state.draining = True
+        task.cancel()
+
+    app = FastAPI(title="anomaly-vae", version="1", lifespan=lifespan)
+    app.state.store, app.state.metrics, app.state.settings = store, metrics, settings
+
+    def authorized(request: Request) -> None:
+        if settings.auth_token is None:
+            return
+        expected = f"Bearer {settings.auth_token.get_secret_value()}"
+        if not secrets.compare_digest(request.headers.get("authorization", ""), expected):
+            raise ApiError(401, ["header", "authorization"], "missing or wrong bearer token", "unauthorized")
+
+    def served_model() -> LoadedModel:
+        if store.current is None:
+            raise ApiError(503, [], "the model is not loaded yet", "not_ready")
+        return store.current
+
+    Auth = Annotated[None, Depends(authorized)]
+    Model = Annotated[LoadedModel, Depends(served_model)]
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "other")
+        metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - start)
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        detail = [{"loc": error.loc, "msg": error.msg[:MAX_MESSAGE], "type": error.kind}]
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse({"detail": detail}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        detail = [{"loc": list(first["loc"]), "msg": str(first["msg"])[:MAX_MESSAGE], "type": first["type"]}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": [{"loc": [], "msg": "internal error", "type": "internal"}]}, status_code=500)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    def readyz(request: Request) -> JSONResponse:
+        if store.current is None or request.app.state.draining:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return JSONResponse({"status": "ready", "version": store.current.version})
+
+    @app.get("/metrics")
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model", response_model=ModelDescription)
+    def describe(_: Auth, model: Model) -> ModelDescription:
+        detector = model.detector
+        return ModelDescription(
+            name=model.name,
+            version=model.version,
+            default_score=detector.default_score,
+            fpr=detector.fpr,
+            thresholds=detector.thresholds(),
+            columns=[
+                {"name": c.name, "kind": c.kind, **({"categories": c.categories} if c.kind == "categorical" else {})}
+                for c in detector.schema_.columns
+            ],
+        )
+
+    @app.post("/v1/score", response_model=ScoreResponse)
+    async def score(request: Request, _: Auth, model: Model) -> dict[str, Any]:
+        body = _validated(ScoreRequest, await _read_json(request, settings.max_body_bytes))
+        _check_batch(len(body.records), settings.max_records, ["body", "records"])
+        frame = _records_frame(body.records, model, ["body", "records"])
+        results = await run_in_threadpool(_score, model, frame, body.fpr, body.contributions, metrics)
+        return {"model": {"name": model.name, "version": model.version}, "results": results}
+
+    @app.post("/invocations")
+    async def invocations(request: Request, _: Auth, model: Model) -> dict[str, Any]:
+        body = _validated(InvocationsRequest, await _read_json(request, settings.max_body_bytes))
+        if (body.dataframe_split is None) == (body.dataframe_records is None):
+            raise ApiError(422, ["body"], "give exactly one of dataframe_split or dataframe_records")
+        fpr = (body.params or {}).get("fpr")
+        if fpr is not None and not (isinstance(fpr, (int, float)) and 0 < fpr < 1):
+            raise ApiError(422, ["body", "params", "fpr"], "fpr must be a number in (0, 1)")
+        if body.dataframe_split is not None:
+            split = body.dataframe_split
+            _check_batch(len(split.data), settings.max_records, ["body", "dataframe_split", "data"])
+            for i, row in enumerate(split.data):
+                if len(row) != len(split.columns):
+                    raise ApiError(422, ["body", "dataframe_split", "data", i], "row length differs from columns")
+            records = [dict(zip(split.columns, row, strict=True)) for row in split.data]
+            loc: list[str | int] = ["body", "dataframe_split", "data"]
+        else:
+            records = body.dataframe_records or []
+            loc = ["body", "dataframe_records"]
+            _check_batch(len(records), settings.max_records, loc)
+        frame = _records_frame(records, model, loc)
+        results = await run_in_threadpool(_score, model, frame, fpr, False, metrics)
+        return {"predictions": results}
+
+    return app
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON, enforcing the size limit while reading (before parsing anything)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ApiError(413, ["body"], f"request body is larger than {limit} bytes", "too_large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, ["body"], f"request body is larger than {limit} bytes", "too_large")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, ["body"], "request body is not valid UTF-8", "invalid_encoding") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400, ["body"], f"invalid JSON at line {error.lineno} column {error.colno}", "invalid_json"
+        ) from None
+    except RecursionError:
+        raise ApiError(400, ["body"], "JSON is nested too deeply", "invalid_json") from None
+
+
+def _reject_constant(token: str) -> float:
+    raise ApiError(422, ["body"], f"{token} is not a JSON number; send null for a missing value", "non_finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
+    return value
+
+
+def _validated(schema: type[BaseModel], data: Any) -> Any:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        raise ApiError(422, ["body", *first["loc"]], first["msg"], first["type"]) from None
+
+
+def _check_batch(n: int, limit: int, loc: list[str | int]) -> None:
+    if n == 0:
+        raise ApiError(422, loc, "at least one record is needed")
+    if n > limit:
+        raise ApiError(413, loc, f"{n} records; at most {limit} per request", "too_large")
+
+
+def _records_frame(records: list[dict[str, Any]], model: LoadedModel, loc: list[str | int]) -> pd.DataFrame:
+    """A frame in the model's column order; a record lacking a column or carrying an unknown one is an error
+    (null is the way to send a missing value)."""
+    names = list(model.detector.feature_names_in_)
+    expected = set(names)
+    for i, record in enumerate(records):
+        if record.keys() != expected:
+            missing = sorted(expected - record.keys())
+            if missing:
+                raise ApiError(422, [*loc, i], f"missing column(s): {missing}", "missing")
+            raise ApiError(422, [*loc, i], f"unknown column(s): {sorted(record.keys() - expected)}", "extra")
+    return pd.DataFrame.from_records(records, columns=names)
+
+
+def _score(
+    model: LoadedModel, frame: pd.DataFrame, fpr: float | None, contributions: bool, metrics: Metrics
+) -> list[dict[str, Any]]:
+    try:
+        scores = model.detector.score_frame(frame, fpr=fpr, contributions=contributions)
+    except (ValueError, TypeError) as error:
+        raise ApiError(422, ["body", "records"], str(error)) from None
+    metrics.records.inc(len(scores))
+    metrics.outliers.inc(int(scores["is_outlier"].sum()))
+    for value, p_value in zip(scores[model.detector.default_score], scores["p_value"], strict=True):
+        metrics.score.observe(value)
+        metrics.p_value.observe(p_value)
+    columns = {name: scores[name].tolist() for name in scores.columns}
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

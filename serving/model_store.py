@@ -1,0 +1,112 @@
+"""Loading the model named by configuration, and swapping in new registry versions.
+
+``models:/NAME@ALIAS`` is followed: when the alias moves, the new version is loaded in the background,
+checked on a probe record and swapped in atomically. A version that fails leaves the old one serving
+and is counted; an unreachable registry changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from anomaly_vae import VAEDetector
+from anomaly_vae.persistence import META_FILE
+from serving.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+DETECTOR_ARTIFACT = "detector"  # the artifact name the training pipeline logs the detector under
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    detector: VAEDetector
+    name: str
+    version: str
+
+
+def registry_version(uri: str) -> str | None:
+    """The version an alias URI points at now; None for URIs that name a fixed model."""
+    if not (uri.startswith("models:/") and "@" in uri):
+        return None
+    name, alias = uri.removeprefix("models:/").split("@", 1)
+    return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+
+
+def load(uri: str, device: str = "cpu") -> LoadedModel:
+    """Load and check the model at ``uri`` (a model folder or an MLflow models:/ or runs:/ URI)."""
+    local = Path(uri)
+    if (local / META_FILE).is_file():
+        model = LoadedModel(VAEDetector.load(local, device=device), local.name, "local")
+    elif uri.startswith(("models:/", "runs:/")):
+        version = registry_version(uri)
+        pinned = f"models:/{uri.removeprefix('models:/').split('@')[0]}/{version}" if version else uri
+        folder = Path(mlflow.artifacts.download_artifacts(pinned)) / "artifacts" / DETECTOR_ARTIFACT
+        if not (folder / META_FILE).is_file():
+            raise ValueError(f"{uri} is not an anomaly-vae model (no {DETECTOR_ARTIFACT} artifact)")
+        name = uri.removeprefix("models:/").split("@")[0].split("/")[0] if uri.startswith("models:/") else uri
+        model = LoadedModel(VAEDetector.load(folder, device=device), name, version or pinned.rsplit("/", 1)[-1])
+    else:
+        raise ValueError(f"model {uri!r} is neither a model folder nor an MLflow models:/ or runs:/ URI")
+    _probe(model.detector)
+    return model
+
+
+def _probe(detector: VAEDetector) -> None:
+    """Score one typical record; a model that cannot is not served."""
+    row: dict[str, object] = {}
+    for column in detector.schema_.columns:
+        if column.kind == "numeric":
+            row[column.name] = column.center
+        elif column.kind == "categorical":
+            row[column.name] = column.categories[0] if column.categories else None
+        else:
+            row[column.name] = False
+    scores = detector.score_frame(pd.DataFrame([row]))
+    if not np.isfinite(scores[["neg_elbo", "neg_log_likelihood"]].to_numpy()).all():
+        raise ValueError("the model gives non-finite scores on a typical record")
+
+
+class ModelStore:
+    """Holds the served model; ``current`` is replaced in one assignment, so readers never see a mix."""
+
+    def __init__(self, uri: str, metrics: Metrics, device: str = "cpu") -> None:
+        self.uri, self.metrics, self.device = uri, metrics, device
+        self.current: LoadedModel | None = None
+
+    def load_initial(self) -> None:
+        self._swap(load(self.uri, self.device))
+
+    def reload_if_moved(self) -> bool:
+        """Load the alias's new version if it moved; True when a new model was swapped in."""
+        if self.current is None:
+            self.load_initial()
+            return True
+        try:
+            version = registry_version(self.uri)
+        except Exception as error:  # registry unreachable: keep serving what we have
+            logger.warning("registry check failed, keeping version %s: %s", self.current.version, error)
+            return False
+        if version is None or version == self.current.version:
+            return False
+        self.metrics.reloads.inc()
+        try:
+            model = load(self.uri, self.device)
+        except Exception as error:
+            self.metrics.reload_failures.inc()
+            logger.error("version %s failed to load, keeping version %s: %s", version, self.current.version, error)
+            return False
+        self._swap(model)
+        return True
+
+    def _swap(self, model: LoadedModel) -> None:
+        if self.current is not None:
+            self.metrics.model_info.remove(self.current.name, self.current.version)
+        self.current = model
+        self.metrics.model_info.labels(model.name, model.version).set(1)
+        logger.info("serving %s version %s", model.name, model.version)

@@ -1,0 +1,24 @@
+"""Service settings, from ``ANOMALY_VAE_*`` environment variables; nothing else reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANOMALY_VAE_", protected_namespaces=())
+
+    model_uri: str = Field(description="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a model folder")
+    max_records: int = Field(1000, ge=1, description="records per request")
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size limit")
+    auth_token: SecretStr | None = Field(None, description="when set, requests need 'Authorization: Bearer ...'")
+    reload_interval_seconds: float = Field(30.0, ge=0, description="registry alias check period; 0 = never")
+    device: str = "cpu"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,130 @@
+"""Every endpoint and each class of bad input, over real HTTP against the real app."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import SecretStr
+
+from serving.settings import Settings
+from tests.serving.conftest import running
+
+MARKER = "zq-secret-payload-7731"
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def test_health_readiness_and_model_description(server, fitted):
+    client, _ = server
+    assert client.get("/healthz").json() == {"status": "alive"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    description = client.get("/v1/model").json()
+    assert description["version"] == "local" and description["default_score"] == "neg_log_likelihood"
+    assert [c["name"] for c in description["columns"]] == list(fitted.feature_names_in_)
+    assert description["thresholds"]["neg_elbo"] == pytest.approx(fitted.thresholds()["neg_elbo"])
+    assert "/v1/score" in client.get("/openapi.json").json()["paths"]
+
+
+def test_score_matches_the_library(server, fitted, train_frame):
+    client, _ = server
+    rows = train_frame.head(7)
+    response = client.post("/v1/score", json={"records": records(rows), "contributions": True})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == {"name": "model", "version": "local"}
+    got = pd.DataFrame(body["results"])
+    expected = fitted.score_frame(rows, contributions=True).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[expected.columns], expected, check_exact=False, rtol=1e-6)
+
+
+def test_fpr_per_request_and_missing_values_as_null(server, train_frame):
+    client, _ = server
+    rows = records(train_frame.head(50))
+    rows[0]["amount"] = None
+    rows[1]["channel"] = None
+    loose = client.post("/v1/score", json={"records": rows, "fpr": 0.3}).json()["results"]
+    strict = client.post("/v1/score", json={"records": rows, "fpr": 0.001}).json()["results"]
+    assert sum(r["is_outlier"] for r in loose) > sum(r["is_outlier"] for r in strict)
+    assert all(np.isfinite(r["neg_log_likelihood"]) for r in loose)
+
+
+def test_invocations_speaks_mlflows_protocol(server, train_frame):
+    client, _ = server
+    rows = train_frame.head(4)
+    split = json.loads(rows.to_json(orient="split", index=False))
+    by_split = client.post("/invocations", json={"dataframe_split": split}).json()["predictions"]
+    by_records = client.post("/invocations", json={"dataframe_records": records(rows)}).json()["predictions"]
+    native = client.post("/v1/score", json={"records": records(rows)}).json()["results"]
+    assert by_split == by_records == native
+    both = {"dataframe_records": records(rows), "dataframe_split": split}
+    assert client.post("/invocations", json=both).status_code == 422
+
+
+def bad_cases(frame: pd.DataFrame) -> list[tuple[str, bytes, int, str]]:
+    good = records(frame.head(2))
+
+    def body(obj: object) -> bytes:
+        return json.dumps(obj).encode()
+
+    text = body({"records": good})
+    return [
+        ("NaN token", re.sub(rb'"duration":[^,]+', b'"duration":NaN', text, count=1), 422, "NaN"),
+        ("Infinity token", re.sub(rb'"load":[^,]+', b'"load":Infinity', text, count=1), 422, "Infinity"),
+        ("1e309", re.sub(rb'"load":[^,]+', b'"load":1e309', text, count=1), 422, "out of range"),
+        ("string in a number field", body({"records": [{**good[0], "amount": MARKER}]}), 422, "column 'amount'"),
+        ("missing column", body({"records": [{k: v for k, v in good[0].items() if k != "tier"}]}), 422, "tier"),
+        ("extra column", body({"records": [{**good[0], MARKER[:8]: 1}]}), 422, "unknown column"),
+        ("empty batch", body({"records": []}), 422, "records"),
+        ("too many records", body({"records": good * 60}), 413, "at most 100"),
+        ("unknown field", body({"records": good, "colour": MARKER}), 422, "colour"),
+        ("fpr out of range", body({"records": good, "fpr": 1.5}), 422, "fpr"),
+        ("records not a list", body({"records": MARKER}), 422, "records"),
+        ("nested value", body({"records": [{**good[0], "amount": {"a": [MARKER]}}]}), 422, "amount"),
+        ("deeply nested", b'{"records": ' + b"[" * 50000 + b"]" * 50000 + b"}", 400, "nested"),
+        ("invalid JSON", b'{"records": [' + MARKER.encode(), 400, "invalid JSON"),
+        ("invalid UTF-8", b'{"records": "\xff\xfe"}', 400, "UTF-8"),
+        ("NUL bytes", b'{"records": [\x00]}', 400, "invalid JSON"),
+        ("body too large", b'{"records": [' + b" " * 300_000 + b"]}", 413, "larger than"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(17))
+def test_bad_input_is_a_4xx_naming_the_field_without_echo(server, train_frame, case):
+    client, _ = server
+    name, payload, status, fragment = bad_cases(train_frame)[case]
+    response = client.post("/v1/score", content=payload, headers={"content-type": "application/json"})
+    assert response.status_code == status, name
+    detail = response.json()["detail"]
+    assert fragment in json.dumps(detail), (name, detail)
+    assert MARKER not in response.text and "Traceback" not in response.text
+    assert set(detail[0]) == {"loc", "msg", "type"}
+
+
+def test_metrics_count_what_was_sent(model_folder, train_frame):
+    with running(Settings(model_uri=str(model_folder))) as (client, _):
+        for n in (3, 5):
+            client.post("/v1/score", json={"records": records(train_frame.head(n))})
+        client.post("/v1/score", json={"records": []})
+        text = client.get("/metrics").text
+    assert "anomaly_vae_records_scored_total 8.0" in text
+    assert 'anomaly_vae_requests_total{endpoint="/v1/score",status="200"} 2.0' in text
+    assert 'anomaly_vae_requests_total{endpoint="/v1/score",status="422"} 1.0' in text
+    assert "anomaly_vae_p_value_count 8.0" in text and "anomaly_vae_score_nats_count 8.0" in text
+    assert 'anomaly_vae_model_info{name="model",version="local"} 1.0' in text
+    assert 'anomaly_vae_request_duration_seconds_bucket{endpoint="/v1/score",le="0.00025"}' in text
+
+
+def test_bearer_token_when_auth_is_on(model_folder, train_frame):
+    settings = Settings(model_uri=str(model_folder), auth_token=SecretStr("s3cret"))
+    with running(settings) as (client, _):
+        body = {"records": records(train_frame.head(1))}
+        assert client.post("/v1/score", json=body).status_code == 401
+        assert client.post("/v1/score", json=body, headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert client.post("/v1/score", json=body, headers={"authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes stay open
