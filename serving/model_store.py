@@ -78,6 +78,7 @@ class ModelStore:
     def __init__(self, uri: str, metrics: Metrics, device: str = "cpu") -> None:
         self.uri, self.metrics, self.device = uri, metrics, device
         self.current: LoadedModel | None = None
+        self.refused: str | None = None  # a version that failed is not tried again until the alias moves on
 
     def load_initial(self) -> None:
         self._swap(load(self.uri, self.device))
@@ -92,13 +93,14 @@ class ModelStore:
         except Exception as error:  # registry unreachable: keep serving what we have
             logger.warning("registry check failed, keeping version %s: %s", self.current.version, error)
             return False
-        if version is None or version == self.current.version:
+        if version is None or version in (self.current.version, self.refused):
             return False
         self.metrics.reloads.inc()
         try:
             model = load(self.uri, self.device)
         except Exception as error:
             self.metrics.reload_failures.inc()
+            self.refused = version
             logger.error("version %s failed to load, keeping version %s: %s", version, self.current.version, error)
             return False
         self._swap(model)
