@@ -107,7 +107,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         eval_every: int = 50,
-        patience: int = 5,
+        patience: int = 3,
         kl_warmup_steps: int = 100,
         trim_fraction: float = 0.05,
         bagging_fraction: float = 0.7,

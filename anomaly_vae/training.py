@@ -26,7 +26,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_steps: int = 800
     eval_every: int = 50  # steps between validation checks
-    patience: int = 5  # validation checks without improvement before stopping
+    patience: int = 3  # validation checks without improvement before stopping
     kl_warmup_steps: int = 100
     trim_fraction: float = 0.05  # share of each batch's highest losses left out after warm-up
     bagging_fraction: float = 0.7  # share of the training rows each ensemble member learns from
