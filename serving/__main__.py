@@ -1,14 +1,36 @@
-"""`python -m serving --model URI [--host H] [--port P]` (what `anomaly-vae serve` runs)."""
+"""`python -m serving --model URI [--host H] [--port P]` (what `anomaly-vae serve` runs).
+
+On SIGTERM or SIGINT, readiness turns 503 at once while requests keep being served for
+``ANOMALY_VAE_DRAIN_SECONDS`` (so load balancers stop sending traffic), then uvicorn stops accepting
+connections and lets in-flight requests finish.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import threading
+from types import FrameType
 
 import uvicorn
 
 from serving.app import create_app
 from serving.settings import Settings
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self.draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.draining:  # a second signal stops at once
+            super().handle_exit(sig, frame)
+            return
+        self.draining = True
+        self.config.app.state.draining = True
+        threading.Timer(self.drain_seconds, super().handle_exit, args=(sig, frame)).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(model_uri=args.model) if args.model else Settings()  # type: ignore[call-arg]
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, timeout_graceful_shutdown=30)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=30, log_level="warning")
+    DrainingServer(config, settings.drain_seconds).run()
 
 
 if __name__ == "__main__":

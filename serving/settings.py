@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size limit")
     auth_token: SecretStr | None = Field(None, description="when set, requests need 'Authorization: Bearer ...'")
     reload_interval_seconds: float = Field(30.0, ge=0, description="registry alias check period; 0 = never")
+    drain_seconds: float = Field(5.0, ge=0, description="after SIGTERM: seconds of 503 readiness before stopping")
     device: str = "cpu"
 
 

@@ -3,6 +3,7 @@ refused and the old one keeps serving."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_alias_moves_are_followed_and_broken_versions_refused(tmp_path, monkeypa
     settings = validate({"detector": FAST})
     train_and_register(data, "svc", settings, alias="champion", progress=False)
     client_api = mlflow.MlflowClient()
-    rows = {"records": [dict(r) for r in pd.read_csv(data).head(3).to_dict(orient="records")]}
+    rows = {"records": json.loads(pd.read_csv(data).head(3).to_json(orient="records"))}
 
     with running(Settings(model_uri="models:/svc@champion", reload_interval_seconds=0.2)) as (client, app):
         assert client.get("/v1/model").json()["version"] == "1"
