@@ -18,9 +18,9 @@ test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check anomaly_vae pipelines tests
-	$(VENV)/bin/ruff format --check anomaly_vae pipelines tests
-	$(VENV)/bin/mypy anomaly_vae
+	$(VENV)/bin/ruff check anomaly_vae pipelines serving tests
+	$(VENV)/bin/ruff format --check anomaly_vae pipelines serving tests
+	$(VENV)/bin/mypy anomaly_vae serving
 
 demo: install
 	$(PY) -m pipelines.demo

@@ -13,15 +13,16 @@ import threading
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from serving.app import create_app
 from serving.settings import Settings
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
         super().__init__(config)
-        self.drain_seconds = drain_seconds
+        self.app, self.drain_seconds = app, drain_seconds
         self.draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -29,7 +30,7 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.draining = True
-        self.config.app.state.draining = True
+        self.app.state.draining = True
         threading.Timer(self.drain_seconds, super().handle_exit, args=(sig, frame)).start()
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(model_uri=args.model) if args.model else Settings()  # type: ignore[call-arg]
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=30, log_level="warning")
-    DrainingServer(config, settings.drain_seconds).run()
+    DrainingServer(config, app, settings.drain_seconds).run()
 
 
 if __name__ == "__main__":
