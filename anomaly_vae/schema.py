@@ -175,23 +175,18 @@ class TabularSchema:
     def invalid_rows(self, frame: pd.DataFrame) -> pd.Series:
         """Reason per row that cannot be encoded (wrong type, infinity); empty when all rows are fine.
 
-        Indexed by row position. Only the first problem of a row is reported.
+        Indexed by row position, in order. Only the first problem of a row is reported.
         """
         self.check_columns(frame)
-        reasons = pd.Series(index=pd.RangeIndex(len(frame)), dtype=object)
+        reasons: dict[int, str] = {}
         for column in self.columns:
-            series = frame[column.name].reset_index(drop=True)
-            if column.kind == NUMERIC:
-                bad, why = _numeric_problems(series)
-            elif column.kind == BOOLEAN:
-                present = series.notna()
-                bad = present & ~series.map(_is_boolish).astype(bool)
-                why = pd.Series("expected a boolean", index=series.index)
-            else:
+            if column.kind == CATEGORICAL:
                 continue  # any value is a category (unseen ones go to the unknown bucket)
-            fresh = bad & reasons.isna()
-            reasons[fresh] = "column " + repr(column.name) + ": " + why[fresh]
-        return reasons.dropna()
+            values = frame[column.name].to_numpy()
+            problems = _numeric_problems(values) if column.kind == NUMERIC else _boolean_problems(values)
+            for row, why in problems:
+                reasons.setdefault(row, f"column {column.name!r}: {why}")
+        return pd.Series(dict(sorted(reasons.items())), dtype=object)
 
     # ------------------------------------------------------------------ encoding
     def encode(self, frame: pd.DataFrame) -> EncodedBatch:
@@ -204,7 +199,7 @@ class TabularSchema:
         n = len(frame)
         numeric = np.empty((n, len(self.of_kind(NUMERIC))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(NUMERIC)):
-            values = pd.to_numeric(frame[column.name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            values = _as_float(frame[column.name].to_numpy())
             numeric[:, j] = soft_clip((values - column.center) / column.scale)
         categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
@@ -239,7 +234,7 @@ def category_text(series: pd.Series) -> pd.Series:
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _is_boolish(value: Any) -> bool:
@@ -255,17 +250,27 @@ def _to_float_bool(value: Any) -> float:
     return 1.0 if value in _TRUE else 0.0
 
 
-def _numeric_problems(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        bad = pd.Series(True, index=series.index)
-        return bad, pd.Series("expected a number, got a boolean", index=series.index)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = pd.Series(np.isinf(values), index=series.index)
-        return bad, pd.Series("infinite value", index=series.index)
-    coerced = pd.to_numeric(series, errors="coerce")
-    wrong_type = series.notna() & (coerced.isna() | series.map(lambda v: isinstance(v, (bool, np.bool_))))
-    infinite = pd.Series(np.isinf(coerced.to_numpy(np.float64, na_value=np.nan)), index=series.index)
-    why = pd.Series("infinite value", index=series.index)
-    why[wrong_type] = "expected a number, got " + series[wrong_type].map(lambda v: type(v).__name__)
-    return wrong_type | infinite, why
+def _as_float(values: np.ndarray) -> np.ndarray:
+    """float64 values; anything that is not a number becomes NaN (rows are validated before)."""
+    if values.dtype.kind in "fiu":
+        return values.astype(np.float64)
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+
+def _numeric_problems(values: np.ndarray) -> list[tuple[int, str]]:
+    if values.dtype.kind == "b":
+        return [(i, "expected a number, got a boolean") for i in range(len(values))]
+    if values.dtype.kind in "fiu":
+        return [(int(i), "infinite value") for i in np.flatnonzero(np.isinf(values))]
+    coerced = _as_float(values)
+    is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), dtype=bool, count=len(values))
+    wrong = ~pd.isna(values) & (np.isnan(coerced) | is_bool)
+    problems = [(int(i), f"expected a number, got {type(values[i]).__name__}") for i in np.flatnonzero(wrong)]
+    return problems + [(int(i), "infinite value") for i in np.flatnonzero(np.isinf(coerced) & ~wrong)]
+
+
+def _boolean_problems(values: np.ndarray) -> list[tuple[int, str]]:
+    if values.dtype.kind == "b":
+        return []
+    bad = [i for i, v in enumerate(values) if not _is_missing(v) and not _is_boolish(v)]
+    return [(i, "expected a boolean") for i in bad]
