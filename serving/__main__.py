@@ -12,6 +12,7 @@ import logging
 import threading
 from types import FrameType
 
+import torch
 import uvicorn
 from fastapi import FastAPI
 
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(model_uri=args.model) if args.model else Settings()  # type: ignore[call-arg]
+    # One request is a few small matrix products: intra-op threads only contend with each other across
+    # concurrent requests, so each request runs on one thread.
+    torch.set_num_threads(1)
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=30, log_level="warning")
     DrainingServer(config, app, settings.drain_seconds).run()

@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
@@ -138,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = _validated(ScoreRequest, await _read_json(request, settings.max_body_bytes))
         _check_batch(len(body.records), settings.max_records, ["body", "records"])
         frame = _records_frame(body.records, model, ["body", "records"])
-        results = await run_in_threadpool(_score, model, frame, body.fpr, body.contributions, metrics)
+        results = _score(model, frame, body.fpr, body.contributions, metrics)
         return {"model": {"name": model.name, "version": model.version}, "results": results}
 
     @app.post("/invocations")
@@ -162,7 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loc = ["body", "dataframe_records"]
             _check_batch(len(records), settings.max_records, loc)
         frame = _records_frame(records, model, loc)
-        results = await run_in_threadpool(_score, model, frame, fpr, False, metrics)
+        results = _score(model, frame, fpr, False, metrics)
         return {"predictions": results}
 
     return app
@@ -232,7 +231,7 @@ def _records_frame(records: list[dict[str, Any]], model: LoadedModel, loc: list[
     return pd.DataFrame.from_records(records, columns=names)
 
 
-def _score(
+def _score(  # runs on the event loop: a request is ~ms of CPU, and threads would only contend for the GIL
     model: LoadedModel, frame: pd.DataFrame, fpr: float | None, contributions: bool, metrics: Metrics
 ) -> list[dict[str, Any]]:
     try:
