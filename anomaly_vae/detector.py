@@ -259,8 +259,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         data = TensorData.from_batch(self.schema_.encode(frame), self.config_, self.device_)
         return score_data(self.model_, data, self._noise())
 
-    def score_frame(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> pd.DataFrame:
-        """Every per-record score, one row per record of X (index kept when X is a DataFrame).
+    def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
+        """Every per-record score as ``{column name: array of shape (n_samples,)}``.
 
         Columns: ``neg_elbo``, ``reconstruction_nll``, ``kl``, ``neg_log_likelihood`` (nats), ``p_value``
         (conformal, of the default score), ``p_value_neg_elbo``, ``p_value_reconstruction_nll``,
@@ -271,18 +271,21 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         fpr = self.fpr if fpr is None else fpr
         check_fpr(fpr)
         scores, per_feature = self._scores(X)
-        frame = pd.DataFrame({name: scores[name] for name in SCORE_NAMES})
-        frame["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
+        columns = {name: scores[name] for name in SCORE_NAMES}
+        columns["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
         for name in ("neg_elbo", "reconstruction_nll"):
-            frame[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
-        frame["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
+            columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
+        columns["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
         if contributions:
-            names = self.schema_.feature_order
-            contribution = pd.DataFrame(per_feature, columns=[f"contribution_{n}" for n in names])
-            frame = pd.concat([frame, contribution[[f"contribution_{n}" for n in self.feature_names_in_]]], axis=1)
-        if isinstance(X, pd.DataFrame):
-            frame.index = X.index
-        return frame
+            position = {name: j for j, name in enumerate(self.schema_.feature_order)}
+            for name in self.feature_names_in_:
+                columns[f"contribution_{name}"] = per_feature[:, position[name]]
+        return columns
+
+    def score_frame(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> pd.DataFrame:
+        """:meth:`score_columns` as a DataFrame, one row per record of X (index kept from a DataFrame X)."""
+        columns = self.score_columns(X, fpr=fpr, contributions=contributions)
+        return pd.DataFrame(columns, index=X.index if isinstance(X, pd.DataFrame) else None)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Outlier score of shape (n_samples,): the default score, HIGHER = MORE ANOMALOUS."""

@@ -144,7 +144,7 @@ class TabularSchema:
                     raise ValueError(f"column {name!r} contains infinite values")
                 column.center, column.scale = robust_center_scale(values)
             elif kind == CATEGORICAL:
-                counts = category_text(series.dropna()).value_counts(sort=False)
+                counts = pd.Series(category_keys(series.dropna().to_numpy(dtype=object))).value_counts(sort=False)
                 counts = counts.sort_index().sort_values(ascending=False, kind="stable")
                 column.categories = [str(c) for c in counts.index[:max_categories]]
             columns.append(column)
@@ -203,14 +203,16 @@ class TabularSchema:
             numeric[:, j] = soft_clip((values - column.center) / column.scale)
         categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
-            series = frame[column.name]
-            lookup = pd.Series(np.arange(1, column.n_categories), index=column.categories)
-            codes = category_text(series).map(lookup).fillna(0).to_numpy(dtype=np.int64, copy=True)
-            codes[series.isna().to_numpy()] = -1
+            lookup = {c: i + 1 for i, c in enumerate(column.categories)}
+            values = frame[column.name].to_numpy(dtype=object)
+            codes = np.fromiter((lookup.get(key, 0) for key in category_keys(values)), dtype=np.int64, count=n)
+            codes[pd.isna(values)] = -1
             categorical[:, j] = codes
         boolean = np.empty((n, len(self.of_kind(BOOLEAN))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(BOOLEAN)):
-            boolean[:, j] = frame[column.name].astype(object).map(_to_float_bool).to_numpy(np.float32)
+            values = frame[column.name].to_numpy(dtype=object)
+            boolean[:, j] = np.fromiter((v in _TRUE for v in values), dtype=np.float32, count=n)
+            boolean[pd.isna(values), j] = np.nan
         return EncodedBatch(numeric, categorical, boolean)
 
     # ------------------------------------------------------------------ persistence
@@ -222,15 +224,9 @@ class TabularSchema:
         return cls([Column(**c) for c in data["columns"]])
 
 
-def category_text(series: pd.Series) -> pd.Series:
+def category_keys(values: np.ndarray) -> list[str]:
     """Categories as text; integral floats print as integers (a CSV column of ints with gaps reads as float)."""
-    if pd.api.types.is_float_dtype(series.dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        integral = np.isfinite(values) & (np.mod(values, 1.0) == 0) & (np.abs(values) < 2**53)
-        text = series.astype(str).to_numpy(dtype=object)
-        text[integral] = values[integral].astype(np.int64).astype(str)
-        return pd.Series(text, index=series.index)
-    return series.astype(str)
+    return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
 def _is_missing(value: Any) -> bool:
@@ -242,12 +238,6 @@ def _is_boolish(value: Any) -> bool:
         return value in _TRUE or value in _FALSE
     except TypeError:  # unhashable
         return False
-
-
-def _to_float_bool(value: Any) -> float:
-    if _is_missing(value):
-        return np.nan
-    return 1.0 if value in _TRUE else 0.0
 
 
 def _as_float(values: np.ndarray) -> np.ndarray:

@@ -235,13 +235,13 @@ def _score(  # runs on the event loop: a request is ~ms of CPU, and threads woul
     model: LoadedModel, frame: pd.DataFrame, fpr: float | None, contributions: bool, metrics: Metrics
 ) -> list[dict[str, Any]]:
     try:
-        scores = model.detector.score_frame(frame, fpr=fpr, contributions=contributions)
+        scores = model.detector.score_columns(frame, fpr=fpr, contributions=contributions)
     except (ValueError, TypeError) as error:
         raise ApiError(422, ["body", "records"], str(error)) from None
-    metrics.records.inc(len(scores))
+    metrics.records.inc(len(frame))
     metrics.outliers.inc(int(scores["is_outlier"].sum()))
     for value, p_value in zip(scores[model.detector.default_score], scores["p_value"], strict=True):
         metrics.score.observe(value)
         metrics.p_value.observe(p_value)
-    columns = {name: scores[name].tolist() for name in scores.columns}
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    lists = {name: values.tolist() for name, values in scores.items()}
+    return [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]

@@ -116,3 +116,9 @@ def test_schema_round_trips_through_dict(schema):
     a, b = schema.encode(frame), again.encode(frame)
     np.testing.assert_array_equal(a.numeric, b.numeric)
     np.testing.assert_array_equal(a.categorical, b.categorical)
+
+
+def test_integer_categories_survive_a_float_column():
+    schema = TabularSchema.fit(pd.DataFrame({"zip": [10115, 10117, 10115]}), categorical_columns=["zip"])
+    batch = schema.encode(pd.DataFrame({"zip": [10117.0, np.nan, 99999.0]}))  # as read from a CSV with gaps
+    assert batch.categorical[:, 0].tolist() == [2, -1, 0]
