@@ -43,7 +43,7 @@ def score_distribution(detector: VAEDetector, scores: pd.DataFrame, labels: np.n
         threshold = detector.calibration_.threshold(name, fpr)
         if np.isfinite(threshold):
             ax.axvline(threshold, color="black", linestyle=style, label=f"threshold at {fpr:g} FPR")
-    ax.set(xlabel=f"{name} (nats)", ylabel="rows", title="Score distribution")
+    ax.set(xlabel=f"{name} (nats)", ylabel="rows" if labels is None else "share of rows", title="Score distribution")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
