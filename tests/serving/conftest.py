@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -22,6 +22,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ready(client: httpx.Client, alive: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll /readyz until it answers 200; fail if the server dies or the time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not become ready")
+        time.sleep(0.05)
+
+
 @contextmanager
 def running(settings: Settings) -> Iterator[tuple[httpx.Client, object]]:
     app = create_app(settings)
@@ -30,16 +44,7 @@ def running(settings: Settings) -> Iterator[tuple[httpx.Client, object]]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if client.get("/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not become ready")
-        time.sleep(0.05)
+    wait_until_ready(client, alive=thread.is_alive)
     try:
         yield client, app
     finally:

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from tests.serving.conftest import free_port
+from tests.serving.conftest import free_port, wait_until_ready
 
 
 def test_sigterm_turns_readiness_off_first_and_finishes_in_flight_requests(model_folder, train_frame):
@@ -23,15 +23,7 @@ def test_sigterm_turns_readiness_off_first_and_finishes_in_flight_requests(model
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "service did not start"
-            time.sleep(0.1)
+        wait_until_ready(client, alive=lambda: process.poll() is None)
         big = {"records": json.loads(train_frame.head(3000).to_json(orient="records"))}
         result: dict[str, int] = {}
         sender = threading.Thread(target=lambda: result.update(code=client.post("/v1/score", json=big).status_code))
