@@ -57,13 +57,6 @@ class Calibration:
             return -math.inf
         return float(reference[len(reference) - 1 - allowed])
 
-    def to_dict(self) -> dict[str, list[float]]:
-        return {name: values.tolist() for name, values in self.scores.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> Calibration:
-        return cls({name: np.asarray(values, dtype=np.float64) for name, values in data.items()})
-
 
 def check_fpr(fpr: float) -> None:
     if not (isinstance(fpr, (int, float)) and 0.0 < fpr < 1.0):

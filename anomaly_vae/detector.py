@@ -349,10 +349,12 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         network: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()}
         detector.config_ = VAEConfig(**network)
         detector.model_ = TabularVAE(detector.config_)
-        detector.model_.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        detector.model_.load_state_dict(
+            {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        )
         detector.model_.to(detector.device_).eval()
         detector.calibration_ = Calibration(
-            {k[12:]: v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
+            {k.removeprefix("calibration."): v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
         )
         detector.threshold_ = meta["threshold"]
         return detector

@@ -26,10 +26,6 @@ class VAEConfig:
     n_members: int = 1
 
     @property
-    def n_features(self) -> int:
-        return self.n_numeric + len(self.category_sizes) + self.n_boolean
-
-    @property
     def input_dim(self) -> int:
         return self.n_numeric + sum(self.category_sizes) + self.n_boolean + len(self.missing_features)
 
