@@ -192,7 +192,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         if self.default_score not in CALIBRATED_SCORES:
-            raise ValueError(f"score must be one of {CALIBRATED_SCORES}, got: {self.default_score!r}")
+            raise ValueError(f"default_score must be one of {CALIBRATED_SCORES}, got: {self.default_score!r}")
         check_fpr(self.fpr)
         if not 0.0 <= self.contamination < 0.5:
             raise ValueError(f"contamination must be in [0, 0.5), got: {self.contamination!r}")

@@ -30,7 +30,7 @@ def test_unfitted_detector_refuses_to_score():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"default_score": "kl"}, "score must be one of"),
+        ({"default_score": "kl"}, "default_score must be one of"),
         ({"fpr": 1.5}, r"fpr must be in \(0, 1\), got: 1.5"),
         ({"contamination": 0.7}, r"contamination must be in \[0, 0.5\), got: 0.7"),
         ({"max_steps": 0}, "max_steps must be a positive integer"),
