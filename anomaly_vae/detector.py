@@ -20,7 +20,7 @@ from anomaly_vae.calibration import Calibration, check_fpr
 from anomaly_vae.losses import TensorData
 from anomaly_vae.model import TabularVAE, VAEConfig
 from anomaly_vae.persistence import load_folder, save_folder
-from anomaly_vae.schema import TabularSchema, frame_from_input
+from anomaly_vae.schema import TabularSchema, columns_from_input, frame_from_input
 from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
 from anomaly_vae.splitting import split_rows
 from anomaly_vae.training import Callback, History, TrainConfig, train
@@ -253,10 +253,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ scoring
     def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
         check_is_fitted(self, "model_")
-        frame = frame_from_input(X, feature_names=list(self.feature_names_in_))
-        if len(frame) == 0:
+        columns = columns_from_input(X, feature_names=list(self.feature_names_in_))
+        if len(next(iter(columns.values()), ())) == 0:
             raise ValueError("X has no rows")
-        data = TensorData.from_batch(self.schema_.encode(frame), self.config_, self.device_)
+        data = TensorData.from_batch(self.schema_.encode(columns), self.config_, self.device_)
         return score_data(self.model_, data, self._noise())
 
     def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:

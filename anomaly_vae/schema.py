@@ -14,6 +14,7 @@ values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ UNKNOWN = "<unknown>"
 NUMERIC, CATEGORICAL, BOOLEAN = "numeric", "categorical", "boolean"
 _TRUE = {True, "true", "True", "TRUE", "1"}
 _FALSE = {False, "false", "False", "FALSE", "0"}
+
+
+Columns = pd.DataFrame | Mapping[str, np.ndarray]  # column name -> values, one per row
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,21 @@ def frame_from_input(X: Any, feature_names: list[str] | None = None) -> pd.DataF
     return pd.DataFrame(array, columns=names)
 
 
+def columns_from_input(X: Any, feature_names: list[str]) -> dict[str, np.ndarray]:
+    """Column arrays from a DataFrame, a mapping of column name to 1-D values, or a 2-D array-like.
+
+    The mapping form skips pandas entirely (the real-time API builds it straight from JSON records).
+    """
+    if isinstance(X, Mapping):
+        columns = {str(name): np.asarray(values) for name, values in X.items()}
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns have different lengths: {sorted(lengths)}")
+        return columns
+    frame = frame_from_input(X, feature_names)
+    return {name: frame[name].to_numpy() for name in frame.columns}
+
+
 def _infer_kind(series: pd.Series) -> str:
     if pd.api.types.is_bool_dtype(series.dtype):
         return BOOLEAN
@@ -164,53 +183,55 @@ class TabularSchema:
         return [c.name for kind in (NUMERIC, CATEGORICAL, BOOLEAN) for c in self.of_kind(kind)]
 
     # ------------------------------------------------------------------ validation
-    def check_columns(self, frame: pd.DataFrame) -> None:
-        missing = [n for n in self.names if n not in frame.columns]
+    def check_columns(self, columns: Columns) -> None:
+        present = list(columns.keys())
+        missing = [n for n in self.names if n not in present]
         if missing:
             raise ValueError(f"missing column(s): {missing}")
-        unknown = [c for c in frame.columns if c not in set(self.names)]
+        unknown = [c for c in present if c not in set(self.names)]
         if unknown:
             raise ValueError(f"unknown column(s) not seen in training: {unknown}")
 
-    def invalid_rows(self, frame: pd.DataFrame) -> pd.Series:
+    def invalid_rows(self, columns: Columns) -> pd.Series:
         """Reason per row that cannot be encoded (wrong type, infinity); empty when all rows are fine.
 
         Indexed by row position, in order. Only the first problem of a row is reported.
         """
-        self.check_columns(frame)
+        self.check_columns(columns)
         reasons: dict[int, str] = {}
         for column in self.columns:
             if column.kind == CATEGORICAL:
                 continue  # any value is a category (unseen ones go to the unknown bucket)
-            values = frame[column.name].to_numpy()
+            values = np.asarray(columns[column.name])
             problems = _numeric_problems(values) if column.kind == NUMERIC else _boolean_problems(values)
             for row, why in problems:
                 reasons.setdefault(row, f"column {column.name!r}: {why}")
         return pd.Series(dict(sorted(reasons.items())), dtype=object)
 
     # ------------------------------------------------------------------ encoding
-    def encode(self, frame: pd.DataFrame) -> EncodedBatch:
-        """Encode a validated frame; raises ``ValueError`` naming the first bad column and row."""
-        reasons = self.invalid_rows(frame)
+    def encode(self, columns: Columns) -> EncodedBatch:
+        """Encode a DataFrame or a mapping of column arrays; raises ``ValueError`` naming the first bad column
+        and row."""
+        reasons = self.invalid_rows(columns)
         if len(reasons):
             row = int(reasons.index[0])
             more = f" ({len(reasons) - 1} more bad rows)" if len(reasons) > 1 else ""
             raise ValueError(f"row {row}: {reasons.iloc[0]}{more}")
-        n = len(frame)
+        n = len(columns[self.names[0]])
         numeric = np.empty((n, len(self.of_kind(NUMERIC))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(NUMERIC)):
-            values = _as_float(frame[column.name].to_numpy())
+            values = _as_float(np.asarray(columns[column.name]))
             numeric[:, j] = soft_clip((values - column.center) / column.scale)
         categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
             lookup = {c: i + 1 for i, c in enumerate(column.categories)}
-            values = frame[column.name].to_numpy(dtype=object)
+            values = np.asarray(columns[column.name], dtype=object)
             codes = np.fromiter((lookup.get(key, 0) for key in category_keys(values)), dtype=np.int64, count=n)
             codes[pd.isna(values)] = -1
             categorical[:, j] = codes
         boolean = np.empty((n, len(self.of_kind(BOOLEAN))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(BOOLEAN)):
-            values = frame[column.name].to_numpy(dtype=object)
+            values = np.asarray(columns[column.name], dtype=object)
             boolean[:, j] = np.fromiter((v in _TRUE for v in values), dtype=np.float32, count=n)
             boolean[pd.isna(values), j] = np.nan
         return EncodedBatch(numeric, categorical, boolean)
@@ -244,6 +265,10 @@ def _as_float(values: np.ndarray) -> np.ndarray:
     """float64 values; anything that is not a number becomes NaN (rows are validated before)."""
     if values.dtype.kind in "fiu":
         return values.astype(np.float64)
+    try:  # numbers, numeric strings and None convert directly
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        pass
     return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 

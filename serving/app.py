@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import pandas as pd
+import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -133,15 +133,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.post("/v1/score", response_model=ScoreResponse)
-    async def score(request: Request, _: Auth, model: Model) -> dict[str, Any]:
+    async def score(request: Request, _: Auth, model: Model) -> JSONResponse:
         body = _validated(ScoreRequest, await _read_json(request, settings.max_body_bytes))
         _check_batch(len(body.records), settings.max_records, ["body", "records"])
-        frame = _records_frame(body.records, model, ["body", "records"])
-        results = _score(model, frame, body.fpr, body.contributions, metrics)
-        return {"model": {"name": model.name, "version": model.version}, "results": results}
+        columns = _records_columns(body.records, model, ["body", "records"])
+        results = _score(model, columns, body.fpr, body.contributions, metrics)
+        # returned as a response: the body is built from plain lists, so FastAPI's re-validation is skipped
+        return JSONResponse({"model": {"name": model.name, "version": model.version}, "results": results})
 
     @app.post("/invocations")
-    async def invocations(request: Request, _: Auth, model: Model) -> dict[str, Any]:
+    async def invocations(request: Request, _: Auth, model: Model) -> JSONResponse:
         body = _validated(InvocationsRequest, await _read_json(request, settings.max_body_bytes))
         if (body.dataframe_split is None) == (body.dataframe_records is None):
             raise ApiError(422, ["body"], "give exactly one of dataframe_split or dataframe_records")
@@ -160,9 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             records = body.dataframe_records or []
             loc = ["body", "dataframe_records"]
             _check_batch(len(records), settings.max_records, loc)
-        frame = _records_frame(records, model, loc)
-        results = _score(model, frame, fpr, False, metrics)
-        return {"predictions": results}
+        columns = _records_columns(records, model, loc)
+        results = _score(model, columns, fpr, False, metrics)
+        return JSONResponse({"predictions": results})
 
     return app
 
@@ -217,8 +218,8 @@ def _check_batch(n: int, limit: int, loc: list[str | int]) -> None:
         raise ApiError(413, loc, f"{n} records; at most {limit} per request", "too_large")
 
 
-def _records_frame(records: list[dict[str, Any]], model: LoadedModel, loc: list[str | int]) -> pd.DataFrame:
-    """A frame in the model's column order; a record lacking a column or carrying an unknown one is an error
+def _records_columns(records: list[dict[str, Any]], model: LoadedModel, loc: list[str | int]) -> dict[str, np.ndarray]:
+    """Column arrays in the model's order; a record lacking a column or carrying an unknown one is an error
     (null is the way to send a missing value)."""
     names = list(model.detector.feature_names_in_)
     expected = set(names)
@@ -228,17 +229,22 @@ def _records_frame(records: list[dict[str, Any]], model: LoadedModel, loc: list[
             if missing:
                 raise ApiError(422, [*loc, i], f"missing column(s): {missing}", "missing")
             raise ApiError(422, [*loc, i], f"unknown column(s): {sorted(record.keys() - expected)}", "extra")
-    return pd.DataFrame.from_records(records, columns=names)
+    columns = {}
+    for name in names:
+        values = np.empty(len(records), dtype=object)
+        values[:] = [record[name] for record in records]
+        columns[name] = values
+    return columns
 
 
 def _score(  # runs on the event loop: a request is ~ms of CPU, and threads would only contend for the GIL
-    model: LoadedModel, frame: pd.DataFrame, fpr: float | None, contributions: bool, metrics: Metrics
+    model: LoadedModel, columns: dict[str, np.ndarray], fpr: float | None, contributions: bool, metrics: Metrics
 ) -> list[dict[str, Any]]:
     try:
-        scores = model.detector.score_columns(frame, fpr=fpr, contributions=contributions)
+        scores = model.detector.score_columns(columns, fpr=fpr, contributions=contributions)
     except (ValueError, TypeError) as error:
         raise ApiError(422, ["body", "records"], str(error)) from None
-    metrics.records.inc(len(frame))
+    metrics.records.inc(len(scores["p_value"]))
     metrics.outliers.inc(int(scores["is_outlier"].sum()))
     for value, p_value in zip(scores[model.detector.default_score], scores["p_value"], strict=True):
         metrics.score.observe(value)

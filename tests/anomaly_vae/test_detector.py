@@ -174,3 +174,14 @@ def test_an_ensemble_averages_its_members(train_frame, tmp_path):
     ensemble.save(tmp_path / "ensemble")
     again = VAEDetector.load(tmp_path / "ensemble").score_frame(rows, contributions=True)
     pd.testing.assert_frame_equal(scores, again, check_exact=True)
+
+
+def test_a_mapping_of_columns_scores_like_the_frame(fitted, train_frame):
+    rows = train_frame.head(20)
+    columns = {name: rows[name].to_numpy(dtype=object) for name in rows.columns}  # e.g. built from JSON
+    by_mapping = fitted.score_columns(columns, contributions=True)
+    by_frame = fitted.score_frame(rows, contributions=True)
+    for name, values in by_mapping.items():
+        np.testing.assert_allclose(values.astype(float), by_frame[name].to_numpy(dtype=float), rtol=1e-6)
+    with pytest.raises(ValueError, match="columns have different lengths"):
+        fitted.score_columns({**columns, "amount": columns["amount"][:3]})
