@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
@@ -32,6 +33,31 @@ class ApiError(Exception):
     def __init__(self, status: int, loc: list[str | int], msg: str, kind: str = "value_error") -> None:
         super().__init__(msg)
         self.status, self.loc, self.msg, self.kind = status, loc, msg, kind
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: latency and status per route template (so labels stay bounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), ["500"]
+
+        async def send_and_record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            endpoint = getattr(scope.get("route"), "path", "other")
+            self.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(endpoint, status[0]).inc()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,15 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Auth = Annotated[None, Depends(authorized)]
     Model = Annotated[LoadedModel, Depends(served_model)]
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "other")
-        metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - start)
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        return response
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
