@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.metrics import Metrics
@@ -192,10 +193,13 @@ async def _read_json(request: Request, limit: int) -> Any:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise ApiError(413, ["body"], f"request body is larger than {limit} bytes", "too_large")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, ["body"], f"request body is larger than {limit} bytes", "too_large")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, ["body"], f"request body is larger than {limit} bytes", "too_large")
+    except ClientDisconnect:
+        raise ApiError(400, ["body"], "the client disconnected before sending the whole body", "disconnect") from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
