@@ -27,7 +27,9 @@ demo: install
 
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
-	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench
+	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench --output docs/results
+	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench --output docs/results --subsample 300
+	$(PY) -m pipelines.cli benchmark speed > docs/results/speed.md
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache
