@@ -1,42 +1,166 @@
-"""Batch scoring of a file with a saved model."""
+"""`anomaly-vae score`: batch scoring of CSV or Parquet data, chunk by chunk, losing nothing.
+
+Every input row ends up either in the output (with its scores) or in the rejects file (with its row
+number and the reason), and the manifest checks that the two add up to the input. Files are written
+under temporary names and renamed when complete: a killed job leaves no partial output, and a rerun
+writes the same bytes.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
-from pipelines.data import read_table
+from pipelines.data import count_rows, is_parquet, read_chunks
 from pipelines.registry import load_detector
 
 logger = logging.getLogger(__name__)
 
 
-def write_table_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write next to ``path`` under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            frame.to_parquet(temporary, index=False)
+class AtomicTable:
+    """A CSV or Parquet file appended chunk by chunk under a temporary name; ``commit`` renames it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(handle)
+        self.temporary = Path(name)
+        self.parquet = path.suffix.lower() in {".parquet", ".pq"}
+        self.writer: pq.ParquetWriter | None = None
+        self.started = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.parquet:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.temporary, table.schema)
+            self.writer.write_table(table.cast(self.writer.schema))
         else:
-            frame.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            frame.to_csv(self.temporary, mode="a" if self.started else "w", header=not self.started, index=False)
+        self.started = True
+
+    def commit(self, empty: pd.DataFrame) -> None:
+        if not self.started:
+            self.write(empty)  # no rows: still a valid file with the columns
+        if self.writer is not None:
+            self.writer.close()
+        os.replace(self.temporary, self.path)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.temporary.unlink(missing_ok=True)
 
 
 def score_file(
-    model: str, input_path: Path, output_path: Path, *, fpr: float | None = None, contributions: bool = False
-) -> pd.DataFrame:
-    detector, _ = load_detector(model)
-    frame = read_table(input_path)
-    scores = detector.score_frame(frame, fpr=fpr, contributions=contributions)
-    write_table_atomically(scores, output_path)
-    logger.info("scored %d rows: %d outliers -> %s", len(scores), int(scores["is_outlier"].sum()), output_path)
-    return scores
+    model: str,
+    input_path: Path,
+    output_path: Path,
+    *,
+    id_columns: Sequence[str] = (),
+    fpr: float | None = None,
+    contributions: int = 0,
+    chunk_rows: int = 100_000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``input_path`` into ``output_path``; rejects and a manifest go beside it. Returns the manifest.
+
+    ``contributions``: add the top-K columns by contribution per row (``top1_column``, ``top1_nats``, ...).
+    """
+    start = time.perf_counter()
+    detector, identity = load_detector(model)
+    names = list(detector.feature_names_in_)
+    rejects_path = output_path.with_name(output_path.stem + ".rejects.csv")
+    manifest_path = output_path.with_name(output_path.stem + ".manifest.json")
+    total = count_rows(input_path) if is_parquet(Path(input_path)) else None
+    output, rejects = AtomicTable(output_path), AtomicTable(rejects_path)
+    counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "outliers": 0}
+    columns_out: list[str] = []
+    try:
+        with tqdm(total=total, unit="row", unit_scale=True, desc="scoring", disable=not progress) as bar:
+            for chunk in read_chunks(Path(input_path), chunk_rows):
+                absent_ids = [c for c in id_columns if c not in chunk.columns]
+                if absent_ids:
+                    raise ValueError(f"id column(s) not in the input: {absent_ids}")
+                rows = np.arange(counts["rows_in"], counts["rows_in"] + len(chunk))
+                reasons = _reasons(detector, chunk, names)
+                good = np.ones(len(chunk), dtype=bool)
+                good[reasons.index.to_numpy(dtype=int)] = False
+                if len(reasons):
+                    rejects.write(pd.DataFrame({"row": rows[~good], "reason": reasons.to_numpy(dtype=str)}))
+                if good.any():
+                    kept = chunk.loc[good, names]
+                    scores = detector.score_columns(kept, fpr=fpr, contributions=contributions > 0)
+                    frame = _output_frame(chunk.loc[good, list(id_columns)], rows[good], scores, contributions)
+                    columns_out = list(frame.columns)
+                    output.write(frame)
+                    counts["outliers"] += int(scores["is_outlier"].sum())
+                counts["rows_in"] += len(chunk)
+                counts["rows_scored"] += int(good.sum())
+                counts["rows_rejected"] += int((~good).sum())
+                bar.update(len(chunk))
+        if counts["rows_scored"] + counts["rows_rejected"] != counts["rows_in"]:
+            raise RuntimeError(f"row counts do not reconcile: {counts}")
+        output.commit(pd.DataFrame(columns=columns_out or ["row", *id_columns]))
+        rejects.commit(pd.DataFrame({"row": pd.Series(dtype=np.int64), "reason": pd.Series(dtype=str)}))
+    except BaseException:
+        output.abort()
+        rejects.abort()
+        raise
+    seconds = time.perf_counter() - start
+    manifest = {
+        "input": str(input_path),
+        "output": str(output_path),
+        "rejects": str(rejects_path),
+        "model": identity,
+        **counts,
+        "fpr": detector.fpr if fpr is None else fpr,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(counts["rows_in"] / seconds, 1) if seconds else None,
+    }
+    staging = manifest_path.with_name(f".{manifest_path.name}.partial")
+    staging.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(staging, manifest_path)
+    logger.info(
+        "scored %d rows, rejected %d, %d outliers -> %s",
+        counts["rows_scored"],
+        counts["rows_rejected"],
+        counts["outliers"],
+        output_path,
+    )
+    return manifest
+
+
+def _reasons(detector: Any, chunk: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Why each unscorable row of the chunk cannot be scored, indexed by position in the chunk."""
+    missing = [n for n in names if n not in chunk.columns]
+    if missing:
+        return pd.Series(f"missing column(s): {missing}", index=pd.RangeIndex(len(chunk)), dtype=object)
+    return detector.schema_.invalid_rows(chunk[names])
+
+
+def _output_frame(ids: pd.DataFrame, rows: np.ndarray, scores: dict[str, np.ndarray], top: int) -> pd.DataFrame:
+    columns: dict[str, Any] = {"row": rows, **{c: ids[c].to_numpy() for c in ids.columns}}
+    contribution_names = [name for name in scores if name.startswith("contribution_")]
+    columns |= {name: values for name, values in scores.items() if name not in contribution_names}
+    if top and contribution_names:
+        values = np.column_stack([scores[name] for name in contribution_names])
+        order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        labels = np.array([name.removeprefix("contribution_") for name in contribution_names], dtype=object)
+        for k in range(order.shape[1]):
+            columns[f"top{k + 1}_column"] = labels[order[:, k]]
+            columns[f"top{k + 1}_nats"] = np.take_along_axis(values, order[:, k : k + 1], axis=1)[:, 0]
+    return pd.DataFrame(columns)

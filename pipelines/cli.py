@@ -35,10 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score a CSV or Parquet file with a model")
     score.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a folder")
-    score.add_argument("--input", required=True, type=Path, help="CSV or Parquet file to score")
-    score.add_argument("--output", required=True, type=Path, help="output file (.csv or .parquet)")
+    score.add_argument("--input", required=True, type=Path, help="CSV or Parquet (file or folder of parts)")
+    score.add_argument("--output", required=True, type=Path, help="output file (.parquet or .csv)")
+    score.add_argument(
+        "--id-column",
+        dest="id_columns",
+        action="append",
+        default=[],
+        help="column copied to the output to join results back (repeatable)",
+    )
     score.add_argument("--fpr", type=float, default=None, help="false-positive rate for is_outlier")
-    score.add_argument("--contributions", action="store_true", help="add per-column contributions")
+    score.add_argument(
+        "--contributions",
+        type=int,
+        default=0,
+        metavar="K",
+        help="add the K columns that contributed most to each row's score",
+    )
+    score.add_argument("--chunk-rows", type=int, default=100_000, help="rows read and scored at a time")
 
     serve = commands.add_parser("serve", help="serve a model over HTTP (FastAPI + uvicorn)")
     serve.add_argument("--model", required=True, help="model URI or folder")
@@ -90,7 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "score":
             from pipelines.batch import score_file
 
-            score_file(args.model, args.input, args.output, fpr=args.fpr, contributions=args.contributions)
+            manifest = score_file(
+                args.model,
+                args.input,
+                args.output,
+                id_columns=args.id_columns,
+                fpr=args.fpr,
+                contributions=args.contributions,
+                chunk_rows=args.chunk_rows,
+            )
+            print(json.dumps(manifest, indent=1))
         elif args.benchmark == "adbench":
             from pipelines.adbench import run_benchmark
 

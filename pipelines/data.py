@@ -8,6 +8,7 @@ stays bounded by the sample, not by the file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,24 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES or (path.is_dir() and any(path.glob("*.parquet")))
+
+
+def count_rows(path: Path) -> int:
+    """Rows of a Parquet data set, from its metadata."""
+    return ds.dataset(path, format="parquet").count_rows()
+
+
+def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV or Parquet data set as DataFrames of at most ``chunk_rows`` rows, in order."""
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    if is_parquet(path):
+        for batch in ds.dataset(path, format="parquet").to_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    elif path.suffix.lower() in {".csv", ".gz", ".txt"}:
+        yield from pd.read_csv(path, chunksize=chunk_rows)
+    else:
+        raise ValueError(f"{path}: expected a .csv or .parquet (file or folder) input")
 
 
 def read_table(path: Path, *, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:

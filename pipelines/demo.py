@@ -57,13 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         out / "train.csv", MODEL_NAME, settings, alias=ALIAS, label_column="malignant", output=out / "plots"
     )
     uri = f"models:/{MODEL_NAME}@{ALIAS}"
-    scores = score_file(uri, out / "held_out.csv", out / "scores.csv", contributions=True)
+    score_file(uri, out / "held_out.csv", out / "scores.csv", contributions=3, progress=False)
+    scores = pd.read_csv(out / "scores.csv")
 
     labels = held_out["malignant"].to_numpy() == 1
     flagged = scores["is_outlier"].to_numpy()
     score = scores["neg_log_likelihood"]
-    top = scores.loc[score.idxmax(), [c for c in scores.columns if c.startswith("contribution_")]]
-    top = top.astype(float).nlargest(3)
+    worst = scores.loc[score.idxmax()]
     logger.info("")
     logger.info("registered %s version %s as @%s (run %s)", MODEL_NAME, result.version, ALIAS, result.run_id)
     logger.info("scored %s with %s: %d benign, %d malignant", out / "held_out.csv", uri, (~labels).sum(), labels.sum())
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     logger.info(
         "  most anomalous record's top columns: %s",
-        ", ".join(f"{c.removeprefix('contribution_')} ({v:.1f} nats)" for c, v in top.items()),
+        ", ".join(f"{worst[f'top{k}_column']} ({worst[f'top{k}_nats']:.1f} nats)" for k in (1, 2, 3)),
     )
     logger.info("")
     logger.info("results:     %s", out / "scores.csv")
