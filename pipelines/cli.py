@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
     speed = kinds.add_parser("speed", help="fit time against PyOD's VAE on 7,000 x 30 rows, one thread")
     speed.add_argument("--repeats", type=int, default=3)
+    batch = kinds.add_parser("batch", help="batch scoring of 1M x 30 rows against the Parquet I/O floor")
+    batch.add_argument("--rows", type=int, default=1_000_000)
     return parser
 
 
@@ -127,10 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                 baselines=args.baselines,
             )
             print(table)
-        else:
+        elif args.benchmark == "speed":
             from pipelines.speed import run_speed
 
             print(run_speed(repeats=args.repeats))
+        else:
+            from pipelines.speed import run_batch_speed
+
+            print(run_batch_speed(n_rows=args.rows))
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         logger.error("error: %s", error)
         return 2
