@@ -81,8 +81,3 @@ def feature_nll(out: DecoderOutput, data: TensorData, config: VAEConfig) -> torc
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) per record: the last dimension is summed."""
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(dim=-1)
-
-
-def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
-    return -0.5 * (((z - mu).square() / logvar.exp()) + logvar + 2 * _HALF_LOG_2PI).sum(dim=-1)

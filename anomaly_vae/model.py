@@ -40,7 +40,9 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_members, 1, d_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(x, self.weight) + self.bias
+        if x.dim() == 2:  # the same inputs for every member
+            x = x.expand(self.weight.shape[0], *x.shape)
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
 def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from anomaly_vae.losses import TensorData, feature_nll, gaussian_log_prob, kl_divergence
+from anomaly_vae.losses import TensorData, feature_nll, kl_divergence
 from anomaly_vae.model import TabularVAE
 
 SCORE_NAMES = ("neg_elbo", "reconstruction_nll", "kl", "neg_log_likelihood")
@@ -51,7 +51,11 @@ def score_data(
         z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
         per_feature = feature_nll(model.decode(z), batch, model.config)  # (E, K, n, F)
         reconstruction = per_feature.sum(dim=-1)
-        log_weights = -reconstruction + _standard_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar)
+        # log p(z) - log q(z|x) with z = mu + sigma * eps: the 2 pi terms cancel and (z - mu) / sigma = eps
+        log_prior_ratio = 0.5 * (
+            noise.square().sum(dim=-1)[None, :, None] + logvar.sum(dim=-1) - z.square().sum(dim=-1)
+        )
+        log_weights = log_prior_ratio - reconstruction
         kl = kl_divergence(mu[:, 0], logvar[:, 0]).mean(dim=0)
         mean_reconstruction = reconstruction.mean(dim=(0, 1))
         parts.append(
@@ -66,7 +70,3 @@ def score_data(
     joined = {name: torch.cat([p[name] for p in parts]).double().cpu().numpy() for name in parts[0]}
     contributions = joined.pop("contributions")
     return joined, contributions
-
-
-def _standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
-    return gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
