@@ -151,7 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
 
-    @app.post("/v1/score", response_model=ScoreResponse)
+    # the body is read and parsed by hand (size limit first, strict numbers), so its schema is declared here
+    score_body = {"required": True, "content": {"application/json": {"schema": ScoreRequest.model_json_schema()}}}
+
+    @app.post("/v1/score", response_model=ScoreResponse, openapi_extra={"requestBody": score_body})
     async def score(request: Request, _: Auth, model: Model) -> JSONResponse:
         body = _validated(ScoreRequest, await _read_json(request, settings.max_body_bytes))
         _check_batch(len(body.records), settings.max_records, ["body", "records"])

@@ -28,7 +28,8 @@ def test_health_readiness_and_model_description(server, fitted):
     assert description["version"] == "local" and description["default_score"] == "neg_log_likelihood"
     assert [c["name"] for c in description["columns"]] == list(fitted.feature_names_in_)
     assert description["thresholds"]["neg_elbo"] == pytest.approx(fitted.thresholds()["neg_elbo"])
-    assert "/v1/score" in client.get("/openapi.json").json()["paths"]
+    score_path = client.get("/openapi.json").json()["paths"]["/v1/score"]["post"]
+    assert "records" in score_path["requestBody"]["content"]["application/json"]["schema"]["properties"]
 
 
 def test_score_matches_the_library(server, fitted, train_frame):
