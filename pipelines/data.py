@@ -18,6 +18,8 @@ import pyarrow.dataset as ds
 logger = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+CSV_SUFFIXES = {".csv", ".gz", ".txt"}
+CHUNK_ROWS = 100_000
 
 
 def is_parquet(path: Path) -> bool:
@@ -25,8 +27,11 @@ def is_parquet(path: Path) -> bool:
 
 
 def count_rows(path: Path) -> int:
-    """Rows of a Parquet data set, from its metadata."""
-    return ds.dataset(path, format="parquet").count_rows()
+    """Rows of a Parquet data set (from its metadata) or of a CSV file (one pass over its lines)."""
+    if is_parquet(path):
+        return ds.dataset(path, format="parquet").count_rows()
+    with open(path, "rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
 
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -36,7 +41,7 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if is_parquet(path):
         for batch in ds.dataset(path, format="parquet").to_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
-    elif path.suffix.lower() in {".csv", ".gz", ".txt"}:
+    elif path.suffix.lower() in CSV_SUFFIXES:
         yield from pd.read_csv(path, chunksize=chunk_rows)
     else:
         raise ValueError(f"{path}: expected a .csv or .parquet (file or folder) input")
@@ -47,32 +52,17 @@ def read_table(path: Path, *, max_rows: int | None = None, seed: int = 0) -> pd.
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         return _read_npz(path)
-    if is_parquet(path):
-        dataset = ds.dataset(path, format="parquet")
-        total = dataset.count_rows()
-        if max_rows is None or total <= max_rows:
-            return dataset.to_table().to_pandas()
-        rng = np.random.default_rng(seed)
-        keep = max_rows / total
-        sampled = []
-        for batch in dataset.to_batches():  # streamed: one record batch in memory at a time
-            sampled.append(batch.filter(rng.random(batch.num_rows) < keep).to_pandas())
-        logger.info("sampled %d of %d rows from %s", sum(map(len, sampled)), total, path)
-        return pd.concat(sampled, ignore_index=True)
-    if suffix in {".csv", ".gz", ".txt"}:
-        if max_rows is None:
-            return pd.read_csv(path)
-        with open(path, "rb") as handle:  # a first pass counts rows, the second keeps a sample
-            total = max(sum(1 for _ in handle) - 1, 0)
-        if total <= max_rows:
-            return pd.read_csv(path)
-        rng = np.random.default_rng(seed)
-        chunks = pd.read_csv(path, chunksize=100_000)
-        return pd.concat([c[rng.random(len(c)) < max_rows / total] for c in chunks], ignore_index=True)
-    raise ValueError(f"{path}: expected a .csv, .parquet (file or folder) or .npz data set")
+    if not (is_parquet(path) or path.suffix.lower() in CSV_SUFFIXES):
+        raise ValueError(f"{path}: expected a .csv, .parquet (file or folder) or .npz data set")
+    total = count_rows(path) if max_rows is not None else 0
+    if max_rows is None or total <= max_rows:
+        return pd.concat(read_chunks(path, CHUNK_ROWS), ignore_index=True)
+    rng = np.random.default_rng(seed)
+    sampled = [chunk[rng.random(len(chunk)) < max_rows / total] for chunk in read_chunks(path, CHUNK_ROWS)]
+    logger.info("sampled %d of %d rows from %s", sum(map(len, sampled)), total, path)
+    return pd.concat(sampled, ignore_index=True)
 
 
 def _read_npz(path: Path) -> pd.DataFrame:
