@@ -1,0 +1,66 @@
+"""The real app on 127.0.0.1 after realistic traffic, for the checks of deploy/ against what it exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.settings import Settings
+from tests.conftest import mixed_frame
+from tests.serving.conftest import model_folder, running  # noqa: F401  (model_folder is a fixture)
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def tool(name: str) -> str:
+    """The path of a command-line tool the deploy checks need; a clear failure when it is missing."""
+    path = shutil.which(name)
+    assert path, f"{name} not found: install Debian's prometheus package (apt-get install -y prometheus)"
+    return path
+
+
+class Traffic:
+    """Scoring traffic against a running service, with the counts the service should report."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client, self.port = client, int(str(client.base_url).rsplit(":", 1)[1])
+        frame, _ = mixed_frame(150, seed=11, n_anomalies=50)
+        self.records = json.loads(frame.to_json(orient="records"))
+        self.score_requests = self.scored = self.outliers = 0
+
+    def send(self) -> None:
+        """Typical and anomalous records through both APIs, and one request with a missing column."""
+        for start in range(0, len(self.records), 25):
+            answer = self.client.post("/v1/score", json={"records": self.records[start : start + 25]})
+            assert answer.status_code == 200, answer.text
+            self.outliers += sum(result["is_outlier"] for result in answer.json()["results"])
+        invocation = self.client.post("/invocations", json={"dataframe_records": self.records[:10]})
+        assert invocation.status_code == 200, invocation.text
+        self.outliers += sum(result["is_outlier"] for result in invocation.json()["predictions"])
+        assert self.client.post("/v1/score", json={"records": [{"amount": 1.0}]}).status_code == 422
+        self.score_requests += len(range(0, len(self.records), 25)) + 1
+        self.scored += len(self.records) + 10
+
+
+def exported(client: httpx.Client) -> dict[str, list[dict[str, str]]]:
+    """Every sample name on /metrics (``_bucket``, ``_count``, ... included) with the label sets it has."""
+    names: dict[str, list[dict[str, str]]] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            names.setdefault(sample.name, []).append(sample.labels)
+    return names
+
+
+@pytest.fixture(scope="session")
+def traffic(model_folder) -> Iterator[Traffic]:  # noqa: F811
+    """The service on 127.0.0.1 after one round of traffic."""
+    with running(Settings(model_uri=str(model_folder), reload_interval_seconds=0)) as (client, _app):
+        traffic = Traffic(client)
+        traffic.send()
+        yield traffic

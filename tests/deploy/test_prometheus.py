@@ -1,0 +1,176 @@
+"""deploy/prometheus: promtool's checks, the alert rules' unit tests, and a real Prometheus on 127.0.0.1
+that scrapes the real service with deploy/'s configuration and alert rules."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.deploy.conftest import DEPLOY, Traffic, tool
+from tests.deploy.test_dashboard import queries
+from tests.serving.conftest import free_port
+
+PROMETHEUS = DEPLOY / "prometheus"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("promtool"), *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
+
+
+def test_promtool_accepts_the_config_and_every_rule_file():
+    config = promtool("check", "config", "prometheus.yml")
+    assert config.returncode == 0, config.stdout + config.stderr
+    rule_files = sorted(str(path.relative_to(PROMETHEUS)) for path in (PROMETHEUS / "alerts").glob("*.yml"))
+    assert "alerts/service.yml" in rule_files
+    rules = promtool("check", "rules", *rule_files)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_alert_rules_fire_on_what_they_are_for_and_not_on_near_misses():
+    tests = sorted(str(path.relative_to(PROMETHEUS)) for path in (PROMETHEUS / "tests").glob("*.yml"))
+    result = promtool("test", "rules", *tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def service_alerts() -> set[str]:
+    groups = yaml.safe_load((PROMETHEUS / "alerts" / "service.yml").read_text())["groups"]
+    return {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def test_the_issue_s_alerts_exist():
+    alerts = service_alerts()
+    assert {"AnomalyVAEServiceDown", "AnomalyVAEHighErrorRate", "AnomalyVAELatencySLOBreach"} <= alerts
+    assert "AnomalyVAEOutlierRateSpike" in alerts
+
+
+@pytest.fixture(scope="module")
+def prometheus(traffic: Traffic, tmp_path_factory) -> Iterator[httpx.Client]:
+    """Prometheus with deploy/'s config, scraping the service every second: only the targets and the
+    intervals differ; the rule files are deploy/'s own (the alerts/ folder is linked, not copied)."""
+    folder = tmp_path_factory.mktemp("prometheus")
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    port = free_port()
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    jobs["anomaly-vae"]["static_configs"] = [{"targets": [f"127.0.0.1:{traffic.port}"]}]
+    jobs["prometheus"]["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (folder / "alerts").symlink_to(PROMETHEUS / "alerts", target_is_directory=True)
+    log = (folder / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [
+            tool("prometheus"),
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        wait(lambda: client.get("/-/ready").status_code == 200, process, folder)
+        wait(lambda: query(client, 'up{job="anomaly-vae"}')[0]["value"][1] == "1", process, folder)
+        traffic.send()  # while Prometheus scrapes, so that rates and quantiles have something to show
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def wait(condition: Any, process: subprocess.Popen[bytes], folder: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if condition():
+                return
+        except (httpx.TransportError, KeyError, IndexError):
+            pass
+        assert process.poll() is None, (folder / "prometheus.log").read_text()
+        assert time.monotonic() < deadline, "Prometheus did not get there in time"
+        time.sleep(0.25)
+
+
+def query(client: httpx.Client, expr: str) -> list[dict[str, Any]]:
+    answer = client.get("/api/v1/query", params={"query": expr}).json()
+    assert answer["status"] == "success", (expr, answer)
+    return answer["data"]["result"]
+
+
+def value(client: httpx.Client, expr: str) -> float:
+    result = query(client, expr)
+    return float(result[0]["value"][1]) if result else math.nan
+
+
+def eventually(check: Any, seconds: float = 20) -> None:
+    """Retry ``check`` (which asserts) until it passes; scrapes and rule evaluations come every second."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)
+
+
+def test_prometheus_scrapes_the_service_and_reads_back_outliers_and_latency(prometheus, traffic):
+    def everything_scraped() -> None:
+        assert value(prometheus, 'sum(anomaly_vae_records_scored_total{job="anomaly-vae"})') == traffic.scored
+
+    eventually(everything_scraped)
+    targets = prometheus.get("/api/v1/targets").json()["data"]["activeTargets"]
+    assert [t["health"] for t in targets if t["labels"]["job"] == "anomaly-vae"] == ["up"]
+    assert traffic.outliers > 0
+    assert value(prometheus, 'sum(anomaly_vae_outliers_total{job="anomaly-vae"})') == traffic.outliers
+    scored = 'sum(anomaly_vae_request_duration_seconds_count{job="anomaly-vae", endpoint="/v1/score"})'
+    assert value(prometheus, scored) == traffic.score_requests
+    p99 = value(
+        prometheus,
+        "histogram_quantile(0.99, sum by (le) (rate("
+        'anomaly_vae_request_duration_seconds_bucket{job="anomaly-vae", endpoint="/v1/score"}[1m])))',
+    )
+    assert 0 < p99 <= 10, p99
+
+    def outlier_ratio_recorded() -> None:  # the recording rule the outlier-spike alert builds on
+        ratio = value(prometheus, "anomaly_vae:outlier_ratio:rate15m")
+        assert ratio == pytest.approx(traffic.outliers / traffic.scored, rel=1e-6)
+
+    eventually(outlier_ratio_recorded)
+
+
+def test_every_rule_of_deploy_loads_and_evaluates_without_error(prometheus, traffic):
+    def evaluated() -> None:
+        groups = prometheus.get("/api/v1/rules").json()["data"]["groups"]
+        rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+        assert service_alerts() <= rules.keys()
+        for name, rule in rules.items():
+            assert rule["health"] == "ok", (name, rule.get("lastError"))
+        firing = {name for name, rule in rules.items() if rule.get("state") == "firing"}
+        assert not firing & {"AnomalyVAEServiceDown", "AnomalyVAEInstanceDown", "AnomalyVAEHighErrorRate"}
+
+    eventually(evaluated)
+
+
+@pytest.mark.parametrize(("title", "expr"), queries())
+def test_every_dashboard_query_returns_data_through_prometheus(prometheus, traffic, title, expr):
+    promql = expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+    eventually(lambda: assert_data(prometheus, promql, title))
+
+
+def assert_data(client: httpx.Client, promql: str, title: str) -> None:
+    result = query(client, promql)
+    assert result, f"{title}: no data for {promql}"
+    assert all(math.isfinite(float(series["value"][1])) for series in result), (title, result)
