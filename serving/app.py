@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.batching import ScoreBatcher
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
 from serving.schemas import InvocationsRequest, ModelDescription, ScoreRequest, ScoreResponse
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
     store = ModelStore(settings.model_uri, metrics, settings.device)
+    batcher = ScoreBatcher(metrics)
 
     async def keep_model_current() -> None:
         while store.current is None:  # first load; retried until it works
@@ -88,14 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="anomaly-vae", version="1", lifespan=lifespan)
     app.state.store, app.state.metrics, app.state.settings = store, metrics, settings
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: a sync dependency runs in the thread pool
         if settings.auth_token is None:
             return
         expected = f"Bearer {settings.auth_token.get_secret_value()}"
         if not secrets.compare_digest(request.headers.get("authorization", ""), expected):
             raise ApiError(401, ["header", "authorization"], "missing or wrong bearer token", "unauthorized")
 
-    def served_model() -> LoadedModel:
+    async def served_model() -> LoadedModel:
         if store.current is None:
             raise ApiError(503, [], "the model is not loaded yet", "not_ready")
         return store.current
@@ -123,21 +125,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": [{"loc": [], "msg": "internal error", "type": "internal"}]}, status_code=500)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
     @app.get("/readyz")
-    def readyz(request: Request) -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         if store.current is None or request.app.state.draining:
             return JSONResponse({"status": "not ready"}, status_code=503)
         return JSONResponse({"status": "ready", "version": store.current.version})
 
     @app.get("/metrics")
-    def prometheus() -> PlainTextResponse:
+    async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/model", response_model=ModelDescription)
-    def describe(_: Auth, model: Model) -> ModelDescription:
+    async def describe(_: Auth, model: Model) -> ModelDescription:
         detector = model.detector
         return ModelDescription(
             name=model.name,
@@ -159,7 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = _validated(ScoreRequest, await _read_json(request, settings.max_body_bytes))
         _check_batch(len(body.records), settings.max_records, ["body", "records"])
         columns = _records_columns(body.records, model, ["body", "records"])
-        results = _score(model, columns, body.fpr, body.contributions, metrics)
+        results = await _score(batcher, model, columns, body.fpr, body.contributions)
         # returned as a response: the body is built from plain lists, so FastAPI's re-validation is skipped
         return JSONResponse({"model": {"name": model.name, "version": model.version}, "results": results})
 
@@ -184,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loc = ["body", "dataframe_records"]
             _check_batch(len(records), settings.max_records, loc)
         columns = _records_columns(records, model, loc)
-        results = _score(model, columns, fpr, False, metrics)
+        results = await _score(batcher, model, columns, fpr, False)
         return JSONResponse({"predictions": results})
 
     return app
@@ -262,17 +264,11 @@ def _records_columns(records: list[dict[str, Any]], model: LoadedModel, loc: lis
     return columns
 
 
-def _score(  # runs on the event loop: a request is ~ms of CPU, and threads would only contend for the GIL
-    model: LoadedModel, columns: dict[str, np.ndarray], fpr: float | None, contributions: bool, metrics: Metrics
+async def _score(
+    batcher: ScoreBatcher, model: LoadedModel, columns: dict[str, np.ndarray], fpr: float | None, contributions: bool
 ) -> list[dict[str, Any]]:
+    """Scored on the event loop (a batch is ~ms of CPU; threads would only contend for the GIL)."""
     try:
-        scores = model.detector.score_columns(columns, fpr=fpr, contributions=contributions)
+        return await batcher.score(model, columns, fpr, contributions)
     except (ValueError, TypeError) as error:
         raise ApiError(422, ["body", "records"], str(error)) from None
-    metrics.records.inc(len(scores["p_value"]))
-    metrics.outliers.inc(int(scores["is_outlier"].sum()))
-    for value, p_value in zip(scores[model.detector.default_score], scores["p_value"], strict=True):
-        metrics.score.observe(value)
-        metrics.p_value.observe(p_value)
-    lists = {name: values.tolist() for name, values in scores.items()}
-    return [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]
