@@ -14,6 +14,7 @@ values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -184,11 +185,11 @@ class TabularSchema:
 
     # ------------------------------------------------------------------ validation
     def check_columns(self, columns: Columns) -> None:
-        present = list(columns.keys())
-        missing = [n for n in self.names if n not in present]
+        names, present = self.names, set(columns.keys())
+        missing = [n for n in names if n not in present]
         if missing:
             raise ValueError(f"missing column(s): {missing}")
-        unknown = [c for c in present if c not in set(self.names)]
+        unknown = sorted(present - set(names), key=str)
         if unknown:
             raise ValueError(f"unknown column(s) not seen in training: {unknown}")
 
@@ -198,30 +199,46 @@ class TabularSchema:
         Indexed by row position, in order. Only the first problem of a row is reported.
         """
         self.check_columns(columns)
+        return pd.Series(self._checked_numeric(columns)[1], dtype=object)
+
+    def _checked_numeric(self, columns: Columns) -> tuple[np.ndarray, dict[int, str]]:
+        """The numeric columns as one (n, n_numeric) float64 block, and the reason per bad row, in row order."""
+        numeric = self.of_kind(NUMERIC)
+        arrays = [np.asarray(columns[c.name]) for c in numeric]
+        block = _plain_number_block(arrays, len(columns[self.names[0]]))
+        position = {c.name: j for j, c in enumerate(numeric)}
+        with_infinity = set() if block is None else set(np.flatnonzero(np.isinf(block).any(axis=0)).tolist())
         reasons: dict[int, str] = {}
-        for column in self.columns:
-            if column.kind == CATEGORICAL:
+        for column in self.columns:  # in schema order, so a row reports its first bad column
+            if column.kind == NUMERIC:
+                j = position[column.name]
+                if block is not None and j not in with_infinity:
+                    continue
+                problems = _numeric_problems(arrays[j])
+            elif column.kind == BOOLEAN:
+                problems = _boolean_problems(np.asarray(columns[column.name]))
+            else:
                 continue  # any value is a category (unseen ones go to the unknown bucket)
-            values = np.asarray(columns[column.name])
-            problems = _numeric_problems(values) if column.kind == NUMERIC else _boolean_problems(values)
             for row, why in problems:
                 reasons.setdefault(row, f"column {column.name!r}: {why}")
-        return pd.Series(dict(sorted(reasons.items())), dtype=object)
+        if block is None:
+            block = np.column_stack([_as_float(a) for a in arrays])
+        return block, dict(sorted(reasons.items()))
 
     # ------------------------------------------------------------------ encoding
     def encode(self, columns: Columns) -> EncodedBatch:
         """Encode a DataFrame or a mapping of column arrays; raises ``ValueError`` naming the first bad column
         and row."""
-        reasons = self.invalid_rows(columns)
-        if len(reasons):
-            row = int(reasons.index[0])
+        self.check_columns(columns)
+        raw, reasons = self._checked_numeric(columns)
+        if reasons:
+            row, why = next(iter(reasons.items()))
             more = f" ({len(reasons) - 1} more bad rows)" if len(reasons) > 1 else ""
-            raise ValueError(f"row {row}: {reasons.iloc[0]}{more}")
+            raise ValueError(f"row {row}: {why}{more}")
         n = len(columns[self.names[0]])
-        numeric = np.empty((n, len(self.of_kind(NUMERIC))), dtype=np.float32)
-        for j, column in enumerate(self.of_kind(NUMERIC)):
-            values = _as_float(np.asarray(columns[column.name]))
-            numeric[:, j] = soft_clip((values - column.center) / column.scale)
+        centers = np.array([c.center for c in self.of_kind(NUMERIC)])
+        scales = np.array([c.scale for c in self.of_kind(NUMERIC)])
+        numeric = soft_clip((raw - centers) / scales).astype(np.float32)
         categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
             lookup = {c: i + 1 for i, c in enumerate(column.categories)}
@@ -261,15 +278,46 @@ def _is_boolish(value: Any) -> bool:
         return False
 
 
+def _plain_number_block(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
+    """The columns as one (n, len(arrays)) float64 block when every value is a plain number or None (the
+    usual case, checked in one pass, not per column); None when a column needs a closer look."""
+    if not arrays:
+        return np.empty((n, 0))
+    if all(a.dtype.kind in "fiu" for a in arrays):
+        return np.column_stack(arrays).astype(np.float64)
+    block = np.column_stack(arrays)
+    if block.dtype != object or not all(_is_plain_number(t) for t in set(map(type, block.flat))):
+        return None
+    try:
+        return block.astype(np.float64)
+    except OverflowError:  # an integer beyond float range
+        return None
+
+
+def _is_plain_number(kind: type) -> bool:
+    return kind is type(None) or (issubclass(kind, (int, float, np.integer, np.floating)) and kind is not bool)
+
+
 def _as_float(values: np.ndarray) -> np.ndarray:
-    """float64 values; anything that is not a number becomes NaN (rows are validated before)."""
-    if values.dtype.kind in "fiu":
-        return values.astype(np.float64)
+    """float64 values; anything that is not a number becomes NaN, integers beyond float range +-inf (rows
+    are validated before)."""
     try:  # numbers, numeric strings and None convert directly
         return values.astype(np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    try:
+        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    except OverflowError:
+        return np.fromiter(map(_one_float, values), dtype=np.float64, count=len(values))
+
+
+def _one_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _numeric_problems(values: np.ndarray) -> list[tuple[int, str]]:

@@ -40,7 +40,8 @@ def score_data(
     With an ensemble, every score is the mean over members (``neg_log_likelihood`` is then the mean of
     the members' estimates of -log p(x), i.e. -log of their geometric mean density).
     """
-    model.eval()
+    if model.training:  # eval() walks every submodule: skipped when already in eval mode
+        model.eval()
     noise = noise.to(data.inputs.device)
     k, members = len(noise), model.config.n_members
     chunk = max(1, rows_per_chunk // (k * members))

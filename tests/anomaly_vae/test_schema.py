@@ -75,6 +75,8 @@ def test_missing_and_unknown_columns_are_named(schema):
     ("column", "values", "message"),
     [
         ("x", [1.0, np.inf], r"row 1: column 'x': infinite value"),
+        ("x", [1.0, 10**400], r"row 1: column 'x': infinite value"),  # an integer beyond float range
+        ("x", ["a", 10**400], r"row 0: column 'x': expected a number, got str \(1 more bad rows\)"),
         ("x", ["1.5", "abc"], r"row 1: column 'x': expected a number, got str"),
         ("x", [1.0, True], r"row 1: column 'x': expected a number, got bool"),
         ("flag", [True, "maybe"], r"row 1: column 'flag': expected a boolean"),

@@ -78,6 +78,7 @@ def bad_cases(frame: pd.DataFrame) -> list[tuple[str, bytes, int, str]]:
         ("NaN token", re.sub(rb'"duration":[^,]+', b'"duration":NaN', text, count=1), 422, "NaN"),
         ("Infinity token", re.sub(rb'"load":[^,]+', b'"load":Infinity', text, count=1), 422, "Infinity"),
         ("1e309", re.sub(rb'"load":[^,]+', b'"load":1e309', text, count=1), 422, "out of range"),
+        ("integer beyond float range", re.sub(rb'"load":[^,]+', b'"load":1' + b"0" * 400, text, count=1), 422, "load"),
         ("string in a number field", body({"records": [{**good[0], "amount": MARKER}]}), 422, "column 'amount'"),
         ("missing column", body({"records": [{k: v for k, v in good[0].items() if k != "tier"}]}), 422, "tier"),
         ("extra column", body({"records": [{**good[0], MARKER[:8]: 1}]}), 422, "unknown column"),
@@ -95,7 +96,7 @@ def bad_cases(frame: pd.DataFrame) -> list[tuple[str, bytes, int, str]]:
     ]
 
 
-@pytest.mark.parametrize("case", range(17))
+@pytest.mark.parametrize("case", range(18))
 def test_bad_input_is_a_4xx_naming_the_field_without_echo(server, train_frame, case):
     client, _ = server
     name, payload, status, fragment = bad_cases(train_frame)[case]
