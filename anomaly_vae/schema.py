@@ -183,6 +183,18 @@ class TabularSchema:
         """Column names in the order the model's per-feature outputs use: numeric, categorical, boolean."""
         return [c.name for kind in (NUMERIC, CATEGORICAL, BOOLEAN) for c in self.of_kind(kind)]
 
+    def typical_record(self) -> dict[str, Any]:
+        """One record of ordinary values: numeric medians, the most frequent category, False."""
+        record: dict[str, Any] = {}
+        for column in self.columns:
+            if column.kind == NUMERIC:
+                record[column.name] = column.center
+            elif column.kind == CATEGORICAL:
+                record[column.name] = column.categories[0] if column.categories else None
+            else:
+                record[column.name] = False
+        return record
+
     # ------------------------------------------------------------------ validation
     def check_columns(self, columns: Columns) -> None:
         names, present = self.names, set(columns.keys())

@@ -73,12 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--repeats", type=int, default=3)
     batch = kinds.add_parser("batch", help="batch scoring of 1M x 30 rows against the Parquet I/O floor")
     batch.add_argument("--rows", type=int, default=1_000_000)
+    serving = kinds.add_parser("serving", help="requests/s and latency against `mlflow models serve` (needs wrk)")
+    serving.add_argument("--model", required=True, help="model URI or folder (the same model for both servers)")
+    serving.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
+    serving.add_argument("--connections", type=int, default=8)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     if args.command == "serve":  # a process of its own: pipelines never import serving
         os.execv(
             sys.executable,
@@ -133,10 +138,14 @@ def main(argv: list[str] | None = None) -> int:
             from pipelines.speed import run_speed
 
             print(run_speed(repeats=args.repeats))
-        else:
+        elif args.benchmark == "batch":
             from pipelines.speed import run_batch_speed
 
             print(run_batch_speed(n_rows=args.rows))
+        else:
+            from pipelines.serving_speed import run_serving_speed
+
+            print(run_serving_speed(args.model, seconds=args.seconds, connections=args.connections))
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         logger.error("error: %s", error)
         return 2

@@ -59,15 +59,7 @@ def load(uri: str, device: str = "cpu") -> LoadedModel:
 
 def _probe(detector: VAEDetector) -> None:
     """Score one typical record; a model that cannot is not served."""
-    row: dict[str, object] = {}
-    for column in detector.schema_.columns:
-        if column.kind == "numeric":
-            row[column.name] = column.center
-        elif column.kind == "categorical":
-            row[column.name] = column.categories[0] if column.categories else None
-        else:
-            row[column.name] = False
-    scores = detector.score_frame(pd.DataFrame([row]))
+    scores = detector.score_frame(pd.DataFrame([detector.schema_.typical_record()]))
     if not np.isfinite(scores[["neg_elbo", "neg_log_likelihood"]].to_numpy()).all():
         raise ValueError("the model gives non-finite scores on a typical record")
 
