@@ -15,6 +15,8 @@ record's scores do not depend on the rest of its batch and repeat bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,13 +35,23 @@ def importance_noise(seed: int, n_samples: int, latent_dim: int) -> torch.Tensor
 
 @torch.inference_mode()
 def score_data(
-    model: TabularVAE, data: TensorData, noise: torch.Tensor, rows_per_chunk: int = 65536
+    model: TabularVAE | Any,
+    data: TensorData | Any,
+    noise: torch.Tensor,
+    rows_per_chunk: int = 65536,
+    *,
+    nll_fn: Callable[[Any, Any], torch.Tensor] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Scores (name -> (n,) float64) and per-feature reconstruction NLL (n, n_features) of ``data``.
 
     With an ensemble, every score is the mean over members (``neg_log_likelihood`` is then the mean of
-    the members' estimates of -log p(x), i.e. -log of their geometric mean density).
+    the members' estimates of -log p(x), i.e. -log of their geometric mean density). ``nll_fn(decoded,
+    batch)`` gives the per-feature NLL of shape (E, K, n, F) for other networks (default: the tabular
+    likelihoods); ``rows_per_chunk`` bounds the records x samples x members held at once.
     """
+    if nll_fn is None:
+        config = model.config
+        nll_fn = lambda out, batch: feature_nll(out, batch, config)  # noqa: E731
     if model.training:  # eval() walks every submodule: skipped when already in eval mode
         model.eval()
     noise = noise.to(data.inputs.device)
@@ -50,7 +62,7 @@ def score_data(
         batch = data[start : start + chunk]
         mu, logvar = (t[:, None] for t in model.encode(batch.inputs))  # (E, 1, n, L)
         z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
-        per_feature = feature_nll(model.decode(z), batch, model.config)  # (E, K, n, F)
+        per_feature = nll_fn(model.decode(z), batch)  # (E, K, n, F)
         reconstruction = per_feature.sum(dim=-1)
         # log p(z) - log q(z|x) with z = mu + sigma * eps: the 2 pi terms cancel and (z - mu) / sigma = eps
         log_prior_ratio = 0.5 * (

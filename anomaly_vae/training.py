@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -56,18 +56,26 @@ def elbo_loss(
     return recon + beta * kl_divergence(mu, logvar)
 
 
+# (model, data, beta, generator) -> negative ELBO per member and record, shape (E, n)
+LossFn = Callable[[Any, Any, float, "torch.Generator | None"], torch.Tensor]
+
+
 def train(
-    model: TabularVAE,
-    train_data: TensorData,
-    validation_data: TensorData,
+    model: Any,
+    train_data: Any,
+    validation_data: Any,
     config: TrainConfig,
     *,
+    loss_fn: LossFn = elbo_loss,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
 ) -> History:
     """Train ``model`` in place and restore the weights with the best validation loss.
 
-    Randomness comes from torch's global generator: seed it (or fork it) around this call.
+    ``model`` is a VAE network with ``config.n_members`` (:class:`TabularVAE` or the image network);
+    ``train_data`` / ``validation_data`` have ``inputs``, ``len`` and row indexing; ``loss_fn`` is the
+    network's loss (default: the tabular :func:`elbo_loss`). Randomness comes from torch's global
+    generator: seed it (or fork it) around this call.
     """
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
@@ -92,7 +100,7 @@ def train(
         cursor += batch_size
         beta = min(1.0, step / config.kl_warmup_steps) if config.kl_warmup_steps else 1.0
         trim = config.trim_fraction if step > config.kl_warmup_steps else 0.0
-        loss = trimmed_mean(elbo_loss(model, batch, beta), mask, trim)
+        loss = trimmed_mean(loss_fn(model, batch, beta, None), mask, trim)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -106,7 +114,7 @@ def train(
             raise FloatingPointError(
                 f"training loss is {train_loss} before step {step}: lower learning_rate or check the data"
             )
-        validation_loss = evaluate(model, validation_data)
+        validation_loss = evaluate(model, validation_data, loss_fn=loss_fn)
         model.train()
         running.zero_()
         since_check = 0
@@ -142,13 +150,12 @@ def trimmed_mean(losses: torch.Tensor, mask: torch.Tensor, trim: float) -> torch
 
 
 @torch.inference_mode()
-def evaluate(model: TabularVAE, data: TensorData, chunk: int = 8192) -> float:
+def evaluate(model: Any, data: Any, chunk: int = 8192, *, loss_fn: LossFn = elbo_loss) -> float:
     """Mean negative ELBO on ``data`` (over records and members), with the same seeded noise at every call
     so that checks compare."""
     model.eval()
     generator = torch.Generator(device=data.inputs.device).manual_seed(0)
     total = sum(
-        elbo_loss(model, data[i : i + chunk], generator=generator).mean(0).sum().item()
-        for i in range(0, len(data), chunk)
+        loss_fn(model, data[i : i + chunk], 1.0, generator).mean(0).sum().item() for i in range(0, len(data), chunk)
     )
     return total / len(data)

@@ -133,26 +133,36 @@ def run_benchmark(
 
     Returns the markdown table: mean AUROC, mean AUPR, average AUROC rank and mean fit time per method.
     """
-    import pandas as pd
-
     files = sorted(Path(data_dir).glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no .npz files in {data_dir}")
     tasks = [(f, seeds, subsample, params or {}, baselines) for f in files]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = [r for rs in pool.map(_run_one, tasks) for r in rs]
+    variant = f", each first subsampled to {subsample} rows" if subsample else ""
+    header = f"{len(files)} data sets{variant}, seeds {seeds}; AUROC and AUPR on the 30% test part, mean over seeds."
+    stem = f"adbench_subsample{subsample}" if subsample else "adbench"
+    return write_tables(results, output, stem, header)
+
+
+def write_tables(results: list[Result], output: Path, stem: str, header: str) -> str:
+    """Write ``stem.csv`` (one row per data set, method and seed) and ``stem.md`` to ``output``.
+
+    Returns the markdown: ``header``, then mean AUROC, mean AUPR, average AUROC rank and mean fit time per
+    method, then AUROC per data set and method (means over seeds).
+    """
+    import pandas as pd
+
     frame = pd.DataFrame([r.__dict__ for r in results])
     output.mkdir(parents=True, exist_ok=True)
-    stem = f"adbench_subsample{subsample}" if subsample else "adbench"
     frame.to_csv(output / f"{stem}.csv", index=False)
     per_set = frame.groupby(["dataset", "method"])[["auroc", "aupr", "fit_seconds"]].mean().reset_index()
     per_set["rank"] = per_set.groupby("dataset")["auroc"].rank(ascending=False)
     summary = per_set.groupby("method")[["auroc", "aupr", "rank", "fit_seconds"]].mean()
     summary = summary.sort_values("auroc", ascending=False)
     wide = per_set.pivot(index="dataset", columns="method", values="auroc")[summary.index]
-    variant = f", each first subsampled to {subsample} rows" if subsample else ""
     lines = [
-        f"{len(files)} data sets{variant}, seeds {seeds}; AUROC and AUPR on the 30% test part, mean over seeds.",
+        header,
         "",
         "| method | mean AUROC | mean AUPR | average rank | mean fit seconds |",
         "| --- | --- | --- | --- | --- |",

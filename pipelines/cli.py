@@ -77,6 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--model", required=True, help="model URI or folder (the same model for both servers)")
     serving.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
     serving.add_argument("--connections", type=int, default=8)
+    mnist = kinds.add_parser("mnist", help="one-class MNIST (each digit x seed) against baselines on raw pixels")
+    mnist.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
+    mnist.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
+    mnist.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    mnist.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel (one thread each)")
+    mnist.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, grid")
+    mnist.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+    mnist.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only ImageVAEDetector")
+
+    images = commands.add_parser("images", help="image models: fit one, draw inputs / reconstructions / maps")
+    image_commands = images.add_subparsers(dest="images", required=True, metavar="ACTION")
+    fit = image_commands.add_parser("fit", help="fit an ImageVAEDetector and save it to a folder")
+    fit.add_argument("--data", required=True, type=Path, help="folder of PNG/JPEG files, .npz (array X) or .npy")
+    fit.add_argument("--output", required=True, type=Path, help="model folder to write")
+    fit.add_argument("--label", type=int, help="train only on images whose y in the .npz equals this")
+    fit.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+    grid = image_commands.add_parser("grid", help="PNG of inputs, reconstructions and anomaly-map overlays")
+    grid.add_argument("--model", required=True, type=Path, help="model folder written by `images fit`")
+    grid.add_argument("--input", required=True, type=Path, help="folder of images, .npz (array X) or .npy")
+    grid.add_argument("--output", required=True, type=Path, help="PNG file to write")
+    grid.add_argument("-n", type=int, default=8, help="number of images (columns)")
     return parser
 
 
@@ -121,6 +142,18 @@ def main(argv: list[str] | None = None) -> int:
                 chunk_rows=args.chunk_rows,
             )
             print(json.dumps(manifest, indent=1))
+        elif args.command == "images":
+            from pipelines.images import fit_images, grid_picture
+
+            if args.images == "fit":
+                print(fit_images(args.data, args.output, label=args.label, params=args.params))
+            else:
+                from anomaly_vae import ImageVAEDetector
+                from anomaly_vae.image_data import read_images
+
+                images, _ = read_images(args.input)
+                grid_picture(ImageVAEDetector.load(args.model), images, args.output, n=args.n)
+                print(f"wrote {args.output}")
         elif args.benchmark == "adbench":
             from pipelines.adbench import run_benchmark
 
@@ -134,6 +167,20 @@ def main(argv: list[str] | None = None) -> int:
                 baselines=args.baselines,
             )
             print(table)
+        elif args.benchmark == "mnist":
+            from pipelines.images import run_mnist
+
+            print(
+                run_mnist(
+                    args.data,
+                    args.output,
+                    digits=args.digits,
+                    seeds=args.seeds,
+                    jobs=args.jobs,
+                    params=args.params,
+                    baselines=args.baselines,
+                )
+            )
         elif args.benchmark == "speed":
             from pipelines.speed import run_speed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from anomaly_vae import VAEDetector
 
@@ -40,6 +41,15 @@ def mixed_frame(n: int, seed: int, n_anomalies: int = 0) -> tuple[pd.DataFrame, 
     frame["channel"] = frame["channel"].astype(object)
     frame.loc[rng.random(len(frame)) < 0.05, "channel"] = None
     return frame, labels
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny convolutions run several times faster on one thread than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

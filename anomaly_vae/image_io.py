@@ -1,0 +1,82 @@
+"""Image files and pictures: reading folders of PNG/JPEG files, anomaly-map overlays, report grids, PNGs.
+
+This is the only library module that uses Pillow, and it imports Pillow inside the functions that read
+or write files, so ``import anomaly_vae`` never needs it (tests/test_layering.py allows exactly this).
+Overlays and grids are plain uint8 arrays (H, W, 3) until written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def read_image_folder(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """The images in ``path`` (sorted by file name) as channels-last arrays, and their file names.
+
+    Grayscale files give (H, W) arrays, everything else (H, W, 3) RGB; alpha channels are dropped.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                if image.mode in _GRAY_MODES:
+                    array = np.asarray(image.convert("I;16" if image.mode.startswith("I") else "L"))
+                else:
+                    array = np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{file}: not a readable image ({error})") from error
+        images.append(array)
+    return images, [f.name for f in files]
+
+
+def write_png(image: np.ndarray, path: str | Path) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) array (or float in [0, 1]) as a PNG file."""
+    from PIL import Image
+
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image).save(path)
+
+
+def to_rgb(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) floats in [0, 1] with C = 1 or 3 -> (N, H, W, 3)."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def heat(maps: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """(N, H, W) non-negative maps -> (N, H, W, 3) black-red-yellow-white colours, 0 -> black and ``vmax``
+    (default: the largest value) -> white."""
+    vmax = float(maps.max()) if vmax is None else vmax
+    t = np.clip(maps / max(vmax, 1e-12), 0.0, 1.0)[..., None]
+    return np.clip(np.concatenate([3 * t, 3 * t - 1, 3 * t - 2], axis=-1), 0.0, 1.0)
+
+
+def overlay(images: np.ndarray, maps: np.ndarray, vmax: float | None = None, alpha: float = 0.6) -> np.ndarray:
+    """Anomaly maps over their images: (N, H, W, C) in [0, 1] and (N, H, W) -> (N, H, W, 3) in [0, 1], the
+    image in gray with the map's heat colours blended in where it is high."""
+    gray = to_rgb(images).mean(axis=-1, keepdims=True)
+    colours = heat(maps, vmax)
+    weight = alpha * colours.max(axis=-1, keepdims=True)
+    return np.clip((1.0 - weight) * gray + weight * colours, 0.0, 1.0)
+
+
+def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Tile rows of (N, H, W, 3) pictures (floats in [0, 1]) into one (H', W', 3) uint8 picture."""
+    n, height, width = rows[0].shape[:3]
+    picture = np.ones((len(rows) * (height + pad) + pad, n * (width + pad) + pad, 3), dtype=np.float32)
+    for r, row in enumerate(rows):
+        for c in range(n):
+            top, left = pad + r * (height + pad), pad + c * (width + pad)
+            picture[top : top + height, left : left + width] = row[c]
+    return (picture * 255.0).round().astype(np.uint8)
