@@ -20,7 +20,8 @@ from anomaly_vae.calibration import Calibration, check_fpr
 from anomaly_vae.losses import TensorData
 from anomaly_vae.model import TabularVAE, VAEConfig
 from anomaly_vae.persistence import load_folder, save_folder
-from anomaly_vae.schema import TabularSchema, columns_from_input, frame_from_input
+from anomaly_vae.profile import DriftReport, DriftThresholds, ReferenceProfile, latent_means
+from anomaly_vae.schema import EncodedBatch, TabularSchema, columns_from_input, frame_from_input
 from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
 from anomaly_vae.splitting import split_rows
 from anomaly_vae.training import Callback, History, TrainConfig, train
@@ -188,6 +189,15 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         scores, _ = score_data(self.model_, data[calibration_rows], self._noise())
         self.calibration_ = Calibration.fit({name: scores[name] for name in CALIBRATED_SCORES}, self.contamination)
         self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
+        default = scores[self.default_score]
+        self.profile_: ReferenceProfile | None = ReferenceProfile.fit(
+            self.schema_,
+            encoded,
+            score_name=self.default_score,
+            calibration_scores=default,
+            calibration_p_values=self.calibration_.p_value(self.default_score, default),
+            calibration_latent=latent_means(self.model_, data[calibration_rows]),
+        )
         return self
 
     def _check_params(self) -> None:
@@ -251,13 +261,16 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         return importance_noise(self.seed_, self.n_importance_samples, self.config_.latent_dim)
 
     # ------------------------------------------------------------------ scoring
-    def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _encode(self, X: Any) -> tuple[EncodedBatch, TensorData]:
         check_is_fitted(self, "model_")
         columns = columns_from_input(X, feature_names=list(self.feature_names_in_))
         if len(next(iter(columns.values()), ())) == 0:
             raise ValueError("X has no rows")
-        data = TensorData.from_batch(self.schema_.encode(columns), self.config_, self.device_)
-        return score_data(self.model_, data, self._noise())
+        encoded = self.schema_.encode(columns)
+        return encoded, TensorData.from_batch(encoded, self.config_, self.device_)
+
+    def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return score_data(self.model_, self._encode(X)[1], self._noise())
 
     def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
         """Every per-record score as ``{column name: array of shape (n_samples,)}``.
@@ -317,6 +330,37 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         fpr = self.fpr if fpr is None else fpr
         return {name: self.calibration_.threshold(name, fpr) for name in CALIBRATED_SCORES}
 
+    def drift(
+        self, X: Any, *, scores: np.ndarray | None = None, thresholds: DriftThresholds | None = None
+    ) -> DriftReport:
+        """Drift of the records X against the reference profile saved with the model.
+
+        Per column PSI (and KS for numeric, Jensen-Shannon for categorical columns), missing-rate change,
+        the shift of the default score, the outlier rate at ``fpr`` against the calibrated rate and the
+        drift of the latent codes; see :mod:`anomaly_vae.profile`. ``scores``: the default scores of X
+        when already computed (the service passes them), else X is scored.
+        """
+        check_is_fitted(self, "model_")
+        profile = getattr(self, "profile_", None)
+        if profile is None:
+            raise ValueError("this model has no reference profile (saved before drift monitoring existed); retrain it")
+        encoded, data = self._encode(X)
+        if scores is None:
+            scores = score_data(self.model_, data, self._noise())[0][self.default_score]
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (len(encoded),):
+            raise ValueError(f"scores has shape {scores.shape}, expected ({len(encoded)},)")
+        return profile.compare(
+            self.schema_,
+            encoded,
+            scores=scores,
+            p_values=self.calibration_.p_value(self.default_score, scores),
+            latent=latent_means(self.model_, data),
+            fpr=self.fpr,
+            n_calibration=self.calibration_.size,
+            thresholds=thresholds,
+        )
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the fitted detector to a folder (JSON + safetensors, no pickle), atomically."""
@@ -327,6 +371,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             "network": asdict(self.config_),
             "seed": self.seed_,
             "threshold": self.threshold_,
+            "profile": None if self.profile_ is None else self.profile_.to_dict(),
         }
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         for name, values in self.calibration_.scores.items():
@@ -357,6 +402,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             {k.removeprefix("calibration."): v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
         )
         detector.threshold_ = meta["threshold"]
+        profile = meta.get("profile")  # absent in models saved before drift monitoring
+        detector.profile_ = None if profile is None else ReferenceProfile.from_dict(profile)
         return detector
 
     def __sklearn_tags__(self) -> Any:

@@ -65,6 +65,14 @@ def soft_clip(x: np.ndarray) -> np.ndarray:
     return np.where(excess > 0, np.sign(x) * (SOFT_CLIP + np.log1p(excess)), x)
 
 
+def decode_numeric(encoded: np.ndarray, column: Column) -> np.ndarray:
+    """Raw values of encoded numeric values: the inverse of ``soft_clip((x - center) / scale)``."""
+    encoded = np.asarray(encoded, dtype=np.float64)
+    excess = np.maximum(np.abs(encoded) - SOFT_CLIP, 0.0)
+    unclipped = np.where(excess > 0, np.sign(encoded) * (SOFT_CLIP + np.expm1(excess)), encoded)
+    return column.center + column.scale * unclipped
+
+
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     """Median and a scale that survives heavy tails and (near-)constant columns."""
     finite = values[np.isfinite(values)]

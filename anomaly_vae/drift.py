@@ -1,0 +1,137 @@
+"""Drift statistics: pure functions comparing a current sample with a reference summary.
+
+All of them return 0 for identical distributions and grow with the difference:
+
+- :func:`psi`, the population stability index ``sum (q - p) * ln(q / p)`` over bins (symmetric KL);
+  the usual reading is < 0.1 stable, 0.1-0.25 moderate, > 0.25 a major shift. Its value on samples of
+  the same distribution is about ``(bins - 1) * (1/n + 1/m)``, so windows must be large enough for a
+  threshold to mean something (docs/drift.md measures it).
+- :func:`ks_statistic`, the Kolmogorov-Smirnov distance between the current values and the reference
+  quantile sketch (largest gap between the two CDFs, in [0, 1]).
+- :func:`jensen_shannon`, the Jensen-Shannon distance between category frequencies (in [0, 1], base 2).
+- :func:`gaussian_kl`, KL(N(current) || N(reference)) between Gaussians fitted to latent codes, in nats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PSEUDO_COUNT = 0.5  # added to every bin of a sample's counts, so an empty bin does not make PSI infinite
+
+
+def proportions(counts: np.ndarray) -> np.ndarray:
+    """Smoothed bin proportions ``(count + 0.5) / (n + 0.5 * bins)``."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return (counts + PSEUDO_COUNT) / (counts.sum() + PSEUDO_COUNT * len(counts))
+
+
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """Population stability index between two histograms over the same bins (counts, smoothed)."""
+    p, q = proportions(reference_counts), proportions(current_counts)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)`` (NaN left out)."""
+    values = values[~np.isnan(values)]
+    return np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+
+
+def quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Distinct interior quantiles of ``values`` splitting them into at most ``n_bins`` equal-mass bins."""
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return np.empty(0)
+    inner = np.quantile(finite, np.arange(1, n_bins) / n_bins, method="inverted_cdf")
+    return np.unique(inner)
+
+
+def quantile_sketch(values: np.ndarray, size: int) -> np.ndarray:
+    """``size`` evenly spaced quantiles of the non-missing values: a compact stand-in for the sample."""
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return np.empty(0)
+    return np.quantile(finite, (np.arange(size) + 0.5) / size, method="inverted_cdf")
+
+
+def ks_statistic(sketch: np.ndarray, values: np.ndarray) -> float:
+    """Largest distance between the CDF of ``values`` and that of the reference ``sketch`` (NaN left out)."""
+    values = np.sort(values[~np.isnan(values)])
+    if values.size == 0 or sketch.size == 0:
+        return 0.0
+    points = np.concatenate([sketch, values])
+    reference = np.searchsorted(sketch, points, side="right") / sketch.size
+    current = np.searchsorted(values, points, side="right") / values.size
+    return float(np.max(np.abs(reference - current)))
+
+
+def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """Jensen-Shannon distance (square root of the divergence, base 2) between two histograms."""
+    p = np.asarray(reference_counts, dtype=np.float64)
+    q = np.asarray(current_counts, dtype=np.float64)
+    if p.sum() == 0 or q.sum() == 0:
+        return 0.0
+    p, q = p / p.sum(), q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        present = a > 0
+        return float(np.sum(a[present] * np.log2(a[present] / m[present])))
+
+    return float(np.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
+
+
+def missing_rate(values: np.ndarray) -> float:
+    """Share of NaN entries (0 for an empty array)."""
+    return float(np.isnan(values).mean()) if values.size else 0.0
+
+
+def gaussian_kl(mean: np.ndarray, cov: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray) -> float:
+    """KL(N(mean, cov) || N(ref_mean, ref_cov)) in nats, for d-dimensional Gaussians."""
+    d = len(ref_mean)
+    inverse = np.linalg.inv(ref_cov)
+    delta = mean - ref_mean
+    _, logdet_ref = np.linalg.slogdet(ref_cov)
+    _, logdet = np.linalg.slogdet(cov)
+    value = 0.5 * (np.trace(inverse @ cov) + delta @ inverse @ delta - d + logdet_ref - logdet)
+    return float(max(value, 0.0))
+
+
+def mean_and_cov(codes: np.ndarray, ridge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of (n, d) codes with ``ridge`` (d,) added to the diagonal (keeps it invertible)."""
+    mean = codes.mean(axis=0)
+    centered = codes - mean
+    cov = centered.T @ centered / max(len(codes) - 1, 1)
+    return mean, cov + np.diag(ridge)
+
+
+def expected_outlier_rate(fpr: float, n_calibration: int) -> float:
+    """The chance that a new record's score lands above the threshold calibrated at ``fpr`` on
+    ``n_calibration`` scores: ``floor(fpr * (n + 1)) / (n + 1)`` (at most ``fpr``)."""
+    return min(math.floor(fpr * (n_calibration + 1) + 1e-9), n_calibration + 1) / (n_calibration + 1)
+
+
+def outlier_count_p_value(flagged: int, n: int, n_calibration: int, fpr: float) -> float:
+    """P(at least ``flagged`` of ``n`` new records are flagged) when nothing changed.
+
+    With ``n_calibration`` calibration scores, the share of new records above the calibrated threshold is
+    not exactly ``fpr``: it is Beta(k, n_calibration + 1 - k) distributed with k = floor(fpr *
+    (n_calibration + 1)) (the exact law of a conformal threshold), so the count in a window is
+    beta-binomial. Using it, and not Binomial(n, fpr), keeps a small calibration set from raising alarms.
+    """
+    a = expected_outlier_rate(fpr, n_calibration) * (n_calibration + 1)
+    b = n_calibration + 1 - a
+    if a <= 0 or b <= 0:  # nothing or everything is flagged, whatever the data
+        return 1.0
+    x = np.arange(flagged, n + 1, dtype=np.float64)
+    if x.size == 0:
+        return 0.0
+    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+    log_choose = lgamma(n + 1.0) - lgamma(x + 1.0) - lgamma(n - x + 1.0)
+    log_beta = lgamma(x + a) + lgamma(n - x + b) - lgamma(n + a + b)
+    log_beta0 = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    terms = log_choose + log_beta - log_beta0
+    peak = terms.max()
+    return float(min(1.0, math.exp(peak) * np.exp(terms - peak).sum()))
