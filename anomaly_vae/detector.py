@@ -270,7 +270,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         return encoded, TensorData.from_batch(encoded, self.config_, self.device_)
 
     def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        return score_data(self.model_, self._encode(X)[1], self._noise())
+        data = self._encode(X)[1]
+        return score_data(self.model_, data, self._noise())
 
     def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
         """Every per-record score as ``{column name: array of shape (n_samples,)}``.

@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
+    drift = commands.add_parser("drift", help="drift of a data set against the model's training profile")
+    drift.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a folder")
+    drift.add_argument("--data", required=True, type=Path, help="CSV, Parquet (file or folder) or .npz data set")
+    drift.add_argument("--report", type=Path, help="write a self-contained HTML report with plots here")
+    drift.add_argument("--output", type=Path, help="write the statistics as JSON here (default: print them)")
+    drift.add_argument("--max-rows", type=int, default=200_000, help="sample larger data sets down to this")
+
     bench = commands.add_parser("benchmark", help="measure quality and speed side by side with baselines")
     kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     adbench = kinds.add_parser("adbench", help="ADBench protocol on every .npz in a folder")
@@ -154,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
                 images, _ = read_images(args.input)
                 grid_picture(ImageVAEDetector.load(args.model), images, args.output, n=args.n)
                 print(f"wrote {args.output}")
+        elif args.command == "drift":
+            from pipelines.drift_report import alarm_summary, drift_file
+
+            summary = drift_file(args.model, args.data, report=args.report, output=args.output, max_rows=args.max_rows)
+            if args.output is None:
+                print(json.dumps(summary, indent=1))
+            verdict = "drift: " + alarm_summary(summary["alarms"]) if summary["drifted"] else "no drift"
+            logger.info("%s (%d records)%s", verdict, summary["n_records"], f"; {args.report}" if args.report else "")
         elif args.benchmark == "adbench":
             from pipelines.adbench import run_benchmark
 

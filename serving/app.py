@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import ScoreBatcher
+from serving.drift import DriftMonitor
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
 from serving.schemas import InvocationsRequest, ModelDescription, ScoreRequest, ScoreResponse
@@ -65,8 +66,9 @@ class RequestMetrics:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
-    store = ModelStore(settings.model_uri, metrics, settings.device)
-    batcher = ScoreBatcher(metrics)
+    monitor = DriftMonitor(metrics, settings.drift_window, settings.drift_step, settings.drift_max_features)
+    store = ModelStore(settings.model_uri, metrics, settings.device, on_swap=monitor.model_loaded)
+    batcher = ScoreBatcher(metrics, monitor)
 
     async def keep_model_current() -> None:
         while store.current is None:  # first load; retried until it works
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.draining = True
         task.cancel()
+        monitor.close()
 
     app = FastAPI(title="anomaly-vae", version="1", lifespan=lifespan)
     app.state.store, app.state.metrics, app.state.settings = store, metrics, settings

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.drift import DriftMonitor
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel
 
@@ -39,8 +40,8 @@ class _Job:
 
 
 class ScoreBatcher:
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self, metrics: Metrics, monitor: DriftMonitor | None = None) -> None:
+        self.metrics, self.monitor = metrics, monitor
         self._pending: list[_Job] = []
 
     async def score(
@@ -76,6 +77,8 @@ class ScoreBatcher:
                     job.future.set_exception(error)
             return
         self._observe(scores, first.model.detector.default_score)
+        if self.monitor is not None:
+            self.monitor.observe(first.model, columns, scores[first.model.detector.default_score])
         lists = {name: values.tolist() for name, values in scores.items()}
         results = [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]
         start = 0

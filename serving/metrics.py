@@ -48,3 +48,59 @@ class Metrics:
         self.reload_failures = Counter(
             "anomaly_vae_reload_failures_total", "New model versions that failed to load or validate.", registry=r
         )
+        self._drift_metrics(r)
+
+    def _drift_metrics(self, r: CollectorRegistry) -> None:
+        """Drift over the last window of scored records (serving/drift.py); feature series are capped."""
+        feature = ["feature"]
+        self.drift_feature_psi = Gauge(
+            "anomaly_vae_drift_feature_psi", "Population stability index of a feature.", feature, registry=r
+        )
+        self.drift_feature_ks = Gauge(
+            "anomaly_vae_drift_feature_ks", "Kolmogorov-Smirnov distance of a numeric feature.", feature, registry=r
+        )
+        self.drift_feature_js = Gauge(
+            "anomaly_vae_drift_feature_js", "Jensen-Shannon distance of a categorical feature.", feature, registry=r
+        )
+        self.drift_feature_missing_delta = Gauge(
+            "anomaly_vae_drift_feature_missing_delta",
+            "Missing rate of a feature minus its training missing rate.",
+            feature,
+            registry=r,
+        )
+        self.drift_feature_psi_max = Gauge(
+            "anomaly_vae_drift_feature_psi_max", "Highest feature PSI, over all features.", registry=r
+        )
+        self.drift_features_drifted = Gauge(
+            "anomaly_vae_drift_features_drifted", "Features over the PSI or missing-rate threshold.", registry=r
+        )
+        self.drift_score_psi = Gauge(
+            "anomaly_vae_drift_score_psi", "PSI of the default score against calibration.", registry=r
+        )
+        self.drift_score_ks = Gauge(
+            "anomaly_vae_drift_score_ks", "KS distance of the default score against calibration.", registry=r
+        )
+        self.drift_outlier_rate = Gauge(
+            "anomaly_vae_drift_outlier_rate", "Share of the window flagged at the model's fpr.", registry=r
+        )
+        self.drift_expected_outlier_rate = Gauge(
+            "anomaly_vae_drift_expected_outlier_rate", "Calibrated outlier rate at the model's fpr.", registry=r
+        )
+        self.drift_outlier_p_value = Gauge(
+            "anomaly_vae_drift_outlier_p_value",
+            "Chance of at least the window's outlier count if nothing changed.",
+            registry=r,
+        )
+        self.drift_latent = Gauge(
+            "anomaly_vae_drift_latent", "KL (nats) of the window's latent codes from the training codes.", registry=r
+        )
+        self.drift_alarm = Gauge(
+            "anomaly_vae_drift_alarm", "1 when a statistic of the last window crossed its threshold.", registry=r
+        )
+        self.drift_available = Gauge(
+            "anomaly_vae_drift_available", "1 when the served model has a reference profile.", registry=r
+        )
+        self.drift_windows = Counter("anomaly_vae_drift_windows_total", "Drift windows computed.", registry=r)
+        self.drift_windows_skipped = Counter(
+            "anomaly_vae_drift_windows_skipped_total", "Windows skipped while the last one still ran.", registry=r
+        )

@@ -8,6 +8,7 @@ and is counted; an unreachable registry changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,10 @@ def _probe(detector: VAEDetector) -> None:
 class ModelStore:
     """Holds the served model; ``current`` is replaced in one assignment, so readers never see a mix."""
 
-    def __init__(self, uri: str, metrics: Metrics, device: str = "cpu") -> None:
-        self.uri, self.metrics, self.device = uri, metrics, device
+    def __init__(
+        self, uri: str, metrics: Metrics, device: str = "cpu", on_swap: Callable[[LoadedModel], None] | None = None
+    ) -> None:
+        self.uri, self.metrics, self.device, self.on_swap = uri, metrics, device, on_swap
         self.current: LoadedModel | None = None
         self.refused: str | None = None  # a version that failed is not tried again until the alias moves on
 
@@ -103,4 +106,6 @@ class ModelStore:
             self.metrics.model_info.remove(self.current.name, self.current.version)
         self.current = model
         self.metrics.model_info.labels(model.name, model.version).set(1)
+        if self.on_swap is not None:
+            self.on_swap(model)
         logger.info("serving %s version %s", model.name, model.version)

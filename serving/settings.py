@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = Field(30.0, ge=0, description="registry alias check period; 0 = never")
     drain_seconds: float = Field(5.0, ge=0, description="after SIGTERM: seconds of 503 readiness before stopping")
     device: str = "cpu"
+    drift_window: int = Field(1000, ge=0, description="records per drift window; 0 = no live drift")
+    drift_step: int = Field(250, ge=1, description="new records between two drift windows")
+    drift_max_features: int = Field(20, ge=1, description="features with their own drift series (highest PSI)")
 
 
 @lru_cache

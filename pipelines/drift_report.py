@@ -1,0 +1,186 @@
+"""`anomaly-vae drift`: drift of a data set against a model's reference profile, as JSON and as a
+self-contained HTML report with plots (reference vs current, per feature)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from anomaly_vae import VAEDetector
+from anomaly_vae.drift import bin_counts
+from anomaly_vae.profile import DriftReport, FeatureProfile
+from anomaly_vae.schema import decode_numeric
+from pipelines.data import read_table
+from pipelines.registry import load_detector
+
+logger = logging.getLogger(__name__)
+PLOTTED_FEATURES = 12  # the report plots the features with the highest PSI; the table lists all
+
+
+def drift_file(
+    model: str, data: Path, *, report: Path | None = None, output: Path | None = None, max_rows: int = 200_000
+) -> dict[str, Any]:
+    """Drift of the data set ``data`` against ``model``'s profile; returns the JSON-able result.
+
+    Rows that cannot be scored (wrong type, infinity) are left out and counted; a missing model column
+    is an error. Data sets above ``max_rows`` rows are sampled down while being read.
+    """
+    detector, identity = load_detector(model)
+    if getattr(detector, "profile_", None) is None:
+        raise ValueError(f"model {model} has no reference profile (trained before drift monitoring); retrain it")
+    frame = read_table(Path(data), max_rows=max_rows)
+    names = list(detector.feature_names_in_)
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"{data}: missing model column(s): {missing}")
+    extra = [c for c in frame.columns if c not in names]
+    if extra:
+        logger.info("ignoring %d column(s) the model does not use: %s", len(extra), extra[:10])
+    reasons = detector.schema_.invalid_rows(frame[names])
+    good = np.ones(len(frame), dtype=bool)
+    good[reasons.index.to_numpy(dtype=int)] = False
+    if not good.any():
+        raise ValueError(f"{data}: no row can be scored" + (f" (first: {reasons.iloc[0]})" if len(reasons) else ""))
+    current = frame.loc[good, names].reset_index(drop=True)
+    scores = detector.decision_function(current)
+    result = detector.drift(current, scores=scores)
+    summary = {"model": identity, "data": str(data), "rows_rejected": int((~good).sum()), **result.to_dict()}
+    if output is not None:
+        _write_atomic(Path(output), json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    if report is not None:
+        _write_atomic(Path(report), render_html(detector, result, current, scores, summary))
+    return summary
+
+
+def alarm_summary(alarms: list[str]) -> str:
+    """``feature:a, feature:b, score`` -> ``2 features (a, b), score``; long feature lists are cut."""
+    features = [a.removeprefix("feature:") for a in alarms if a.startswith("feature:")]
+    others = [a for a in alarms if not a.startswith("feature:")]
+    named = ", ".join(features[:5]) + (", ..." if len(features) > 5 else "")
+    return ", ".join(([f"{len(features)} feature(s) ({named})"] if features else []) + others)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.partial")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _bars(
+    ax: Any, labels: list[str], reference: list[float], current: list[float], title: str, source: str = "training"
+) -> None:
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, reference, width=0.4, label=f"reference ({source})")
+    ax.bar(x + 0.2, current, width=0.4, label="current")
+    ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=7)
+    ax.set(ylabel="share of records", title=title)
+    ax.legend(fontsize=7)
+
+
+def feature_figure(detector: VAEDetector, profile: FeatureProfile, drift: Any, values: pd.Series) -> str:
+    """Reference vs current shares per PSI bin; for numeric features also both CDFs in raw units."""
+    numeric = profile.kind == "numeric"
+    fig, axes = plt.subplots(1, 2 if numeric else 1, figsize=(10 if numeric else 5.5, 3.4), squeeze=False)
+    title = f"{drift.name}: PSI {drift.psi:.3f}"
+    _bars(axes[0, 0], drift.bins, drift.reference, drift.current, title)
+    if numeric:
+        column = next(c for c in detector.schema_.columns if c.name == profile.name)
+        sketch = decode_numeric(np.asarray(profile.sketch), column)
+        current = np.sort(pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=np.float64))
+        ax = axes[0, 1]
+        ax.step(sketch, (np.arange(len(sketch)) + 0.5) / len(sketch), where="post", label="reference (training)")
+        ax.step(current, np.arange(1, len(current) + 1) / max(len(current), 1), where="post", label="current")
+        ax.set(xlabel=profile.name, ylabel="cumulative share", title=f"CDF: KS {drift.ks:.3f}")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def score_figure(detector: VAEDetector, report: DriftReport, scores: np.ndarray) -> str:
+    profile = detector.profile_
+    assert profile is not None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    edges = [f"{e:.3g}" for e in profile.score_edges]
+    labels = [f"<= {edges[0]}", *[f"<= {e}" for e in edges[1:]], f"> {edges[-1]}"]
+    counts = bin_counts(scores, np.asarray(profile.score_edges))
+    reference = np.asarray(profile.score_counts) / max(sum(profile.score_counts), 1)
+    current = (counts / counts.sum()).tolist()
+    _bars(axes[0], labels, reference.tolist(), current, f"score: PSI {report.score_psi:.3f}", "calibration")
+    axes[0].set_xlabel(f"{profile.score_name} (nats)")
+    p_labels = [f"{0.1 * i:.1f}-{0.1 * (i + 1):.1f}" for i in range(10)]
+    _bars(axes[1], p_labels, report.reference_p_value_histogram, report.p_value_histogram, "p-values", "calibration")
+    return _png(fig)
+
+
+def render_html(
+    detector: VAEDetector, report: DriftReport, current: pd.DataFrame, scores: np.ndarray, summary: dict[str, Any]
+) -> str:
+    profile = detector.profile_
+    assert profile is not None
+    profiles = {f.name: f for f in profile.features}
+    esc = html.escape
+    verdict = "DRIFT: " + alarm_summary(report.alarms) if report.drifted else "no drift at the configured thresholds"
+    limits = report.thresholds
+    rows = [
+        ("records compared", f"{report.n_records} (rejected: {summary['rows_rejected']})"),
+        ("verdict", verdict),
+        ("score PSI / KS", f"{report.score_psi:.3f} / {report.score_ks:.3f} (alarm above PSI {limits.score_psi})"),
+        (
+            "outlier rate",
+            f"{report.outlier_rate:.4f} vs calibrated {report.expected_outlier_rate:.4f} "
+            f"(p = {report.outlier_p_value:.2g}; alarm below {limits.outlier_p_value:g} and above "
+            f"{limits.outlier_ratio:g}x)",
+        ),
+        ("latent drift (KL, nats)", f"{report.latent_kl:.3f} (alarm above {limits.latent_kl})"),
+    ]
+    head = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    ordered = sorted(report.features, key=lambda f: -f.psi)
+    table = "".join(
+        f"<tr class={'drifted' if f.drifted else 'ok'}><td>{esc(f.name)}</td><td>{f.kind}</td><td>{f.psi:.3f}</td>"
+        f"<td>{'' if f.ks is None else f'{f.ks:.3f}'}</td><td>{'' if f.js is None else f'{f.js:.3f}'}</td>"
+        f"<td>{f.reference_missing_rate:.3f} &rarr; {f.missing_rate:.3f}</td><td>{'yes' if f.drifted else ''}</td></tr>"
+        for f in ordered
+    )
+    figures = "".join(
+        f"<h3>{esc(f.name)}</h3>" + feature_figure(detector, profiles[f.name], f, current[f.name])
+        for f in ordered[:PLOTTED_FEATURES]
+    )
+    model = summary["model"]
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Drift report: {esc(str(model["name"]))}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 10px;text-align:left}}
+tr.drifted{{background:#fdd}}table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
+<h1>Drift report</h1>
+<p>Model {esc(str(model["name"]))} version {esc(str(model["version"]))}; data {esc(summary["data"])}.
+Reference: {profile.n_reference} training rows, {profile.n_calibration} calibration rows.
+A feature is flagged when its PSI exceeds {limits.feature_psi} or its missing rate moves by more than
+{limits.missing_delta}.</p>
+<table>{head}</table>
+<h2>Features (highest PSI first)</h2>
+<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>JS</th><th>missing rate</th><th>flagged</th></tr>
+{table}</table>
+<h2>Score and p-values</h2>{score_figure(detector, report, scores)}
+<h2>Features, reference vs current</h2>{figures}
+</body></html>
+"""

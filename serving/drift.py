@@ -1,0 +1,118 @@
+"""Live drift: a sliding window of scored records, compared with the model's reference profile.
+
+The request path only appends references to the request's column arrays and scores (no copy, no
+statistics). Every ``drift_step`` records, once ``drift_window`` records are buffered, the last
+``drift_window`` records are handed to one background thread, which computes the statistics of
+:meth:`VAEDetector.drift` and sets the gauges. A window that completes while the previous one is still
+being computed is skipped and counted.
+
+Cardinality: per-feature series exist for at most ``drift_max_features`` features. With more features
+than that, each window exports the ones with the highest PSI in that window (series of features that
+drop out are removed), so the worst features are always visible; ``anomaly_vae_drift_feature_psi_max``
+and ``anomaly_vae_drift_features_drifted`` summarise every feature, exported or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from anomaly_vae.profile import DriftReport
+from serving.metrics import Metrics
+from serving.model_store import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+
+class DriftMonitor:
+    def __init__(self, metrics: Metrics, window: int, step: int, max_features: int) -> None:
+        self.metrics, self.window, self.step, self.max_features = metrics, window, step, max_features
+        self._chunks: deque[tuple[dict[str, np.ndarray], np.ndarray]] = deque()
+        self._buffered = self._since_last = 0
+        self._model: LoadedModel | None = None
+        self._exported: set[str] = set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
+        self._running: Future[None] | None = None
+
+    def observe(self, model: LoadedModel, columns: dict[str, np.ndarray], scores: np.ndarray) -> None:
+        """Add a request's records (its column arrays and default scores); cheap, on the request path."""
+        if self.window == 0:
+            return
+        if model is not self._model:
+            self._start(model)
+        if model.detector.profile_ is None:
+            return
+        self._chunks.append((columns, scores))
+        self._buffered += len(scores)
+        self._since_last += len(scores)
+        while self._buffered - len(self._chunks[0][1]) >= self.window:
+            self._buffered -= len(self._chunks.popleft()[1])
+        if self._buffered < self.window or self._since_last < self.step:
+            return
+        self._since_last = 0
+        if self._running is not None and not self._running.done():
+            self.metrics.drift_windows_skipped.inc()
+            return
+        self._running = self._executor.submit(self._evaluate, model, list(self._chunks))
+
+    def model_loaded(self, model: LoadedModel) -> None:
+        """Called by the model store for each model it swaps in (from its loading thread)."""
+        self.metrics.drift_available.set(int(self.window > 0 and model.detector.profile_ is not None))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _start(self, model: LoadedModel) -> None:
+        """A new model: drop the old window and series, say whether drift can be computed."""
+        self._chunks.clear()
+        self._buffered = self._since_last = 0
+        self._model = model
+        self._publish_features(None)
+        if model.detector.profile_ is None:
+            logger.warning("model %s version %s has no reference profile: no drift", model.name, model.version)
+
+    def _evaluate(self, model: LoadedModel, chunks: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> None:
+        try:
+            names = list(chunks[0][0])
+            columns = {name: np.concatenate([c[name] for c, _ in chunks])[-self.window :] for name in names}
+            scores = np.concatenate([s for _, s in chunks])[-self.window :]
+            report = model.detector.drift(columns, scores=scores)
+        except Exception:
+            logger.exception("drift window failed")
+            return
+        if model is self._model:  # the model may have been swapped while this window was computed
+            self._publish(report)
+
+    def _publish(self, report: DriftReport) -> None:
+        m = self.metrics
+        m.drift_score_psi.set(report.score_psi)
+        m.drift_score_ks.set(report.score_ks)
+        m.drift_outlier_rate.set(report.outlier_rate)
+        m.drift_expected_outlier_rate.set(report.expected_outlier_rate)
+        m.drift_outlier_p_value.set(report.outlier_p_value)
+        m.drift_latent.set(report.latent_kl)
+        m.drift_feature_psi_max.set(max(f.psi for f in report.features))
+        m.drift_features_drifted.set(len(report.drifted_features))
+        m.drift_alarm.set(int(report.drifted))
+        self._publish_features(report)
+        m.drift_windows.inc()
+
+    def _publish_features(self, report: DriftReport | None) -> None:
+        """Per-feature series for at most ``max_features`` features: those with the highest PSI."""
+        m = self.metrics
+        families = (m.drift_feature_psi, m.drift_feature_ks, m.drift_feature_js, m.drift_feature_missing_delta)
+        chosen = [] if report is None else sorted(report.features, key=lambda f: -f.psi)[: self.max_features]
+        for name in self._exported - {f.name for f in chosen}:
+            for family in families:
+                family.remove(name)  # no error for a series that does not exist (KS: numeric, JS: categorical)
+        for feature in chosen:
+            m.drift_feature_psi.labels(feature.name).set(feature.psi)
+            m.drift_feature_missing_delta.labels(feature.name).set(feature.missing_delta)
+            if feature.ks is not None:
+                m.drift_feature_ks.labels(feature.name).set(feature.ks)
+            if feature.js is not None:
+                m.drift_feature_js.labels(feature.name).set(feature.js)
+        self._exported = {f.name for f in chosen}

@@ -1,0 +1,103 @@
+"""Live drift gauges at /metrics, over real HTTP against the real app."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.settings import Settings
+from tests.conftest import mixed_frame
+from tests.serving.conftest import running
+
+WINDOW, STEP, MAX_FEATURES = 200, 100, 3
+
+
+def gauges(client: httpx.Client) -> dict[tuple[str, str | None], float]:
+    """Samples of the anomaly_vae_drift_* families: (name, feature label or None) -> value."""
+    text = client.get("/metrics").text
+    return {
+        (sample.name, sample.labels.get("feature")): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("anomaly_vae_drift")
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+def send(client: httpx.Client, frame: pd.DataFrame, per_request: int = 50) -> None:
+    for start in range(0, len(frame), per_request):
+        rows = json.loads(frame.iloc[start : start + per_request].to_json(orient="records"))
+        assert client.post("/v1/score", json={"records": rows}).status_code == 200
+
+
+def wait_for_windows(client: httpx.Client, n: int, seconds: float = 60) -> dict[tuple[str, str | None], float]:
+    deadline = time.monotonic() + seconds
+    while True:
+        values = gauges(client)
+        if values.get(("anomaly_vae_drift_windows_total", None), 0) >= n:
+            return values
+        assert time.monotonic() < deadline, f"only {values.get(('anomaly_vae_drift_windows_total', None))} windows"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def drift_server(model_folder):
+    settings = Settings(
+        model_uri=str(model_folder), drift_window=WINDOW, drift_step=STEP, drift_max_features=MAX_FEATURES
+    )
+    with running(settings) as (client, _):
+        yield client
+
+
+def test_gauges_match_the_library_on_the_last_window(drift_server, fitted):
+    client = drift_server
+    before = gauges(client)
+    assert before[("anomaly_vae_drift_available", None)] == 1
+    assert before[("anomaly_vae_drift_windows_total", None)] == 0
+    iid = mixed_frame(WINDOW, seed=21)[0]
+    send(client, iid)
+    values = wait_for_windows(client, 1)
+    expected = fitted.drift(iid)
+    assert values[("anomaly_vae_drift_outlier_rate", None)] == pytest.approx(expected.outlier_rate)
+    assert values[("anomaly_vae_drift_expected_outlier_rate", None)] == pytest.approx(expected.expected_outlier_rate)
+    assert values[("anomaly_vae_drift_score_psi", None)] == pytest.approx(expected.score_psi, rel=1e-3)
+    assert values[("anomaly_vae_drift_latent", None)] == pytest.approx(expected.latent_kl, rel=1e-3)
+    assert values[("anomaly_vae_drift_alarm", None)] == 0
+    exported = {label for name, label in values if name == "anomaly_vae_drift_feature_psi"}
+    top = sorted(expected.features, key=lambda f: -f.psi)[:MAX_FEATURES]
+    assert exported == {f.name for f in top}  # capped: the features with the highest PSI
+    for feature in top:
+        assert values[("anomaly_vae_drift_feature_psi", feature.name)] == pytest.approx(feature.psi, rel=1e-6)
+    assert values[("anomaly_vae_drift_feature_psi_max", None)] == pytest.approx(top[0].psi, rel=1e-6)
+
+    # a sliding window: two requests of STEP shifted records give two more windows, the last one all shifted
+    shifted = mixed_frame(WINDOW, seed=22)[0]
+    shifted["duration"] += shifted["duration"].std()
+    send(client, shifted, per_request=STEP)
+    values = wait_for_windows(client, 3)
+    psi = values[("anomaly_vae_drift_feature_psi", "duration")]
+    assert psi == pytest.approx(fitted.drift(shifted).features[1].psi, rel=1e-6) and psi > 0.2
+    assert values[("anomaly_vae_drift_features_drifted", None)] >= 1
+    assert values[("anomaly_vae_drift_alarm", None)] == 1
+    assert len({label for name, label in values if name == "anomaly_vae_drift_feature_psi"}) == MAX_FEATURES
+
+
+def test_a_model_without_a_profile_is_served_and_says_drift_is_unavailable(model_folder, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(model_folder, old)
+    meta = json.loads((old / "model.json").read_text())
+    del meta["profile"]
+    (old / "model.json").write_text(json.dumps(meta))
+    with running(Settings(model_uri=str(old), drift_window=20, drift_step=20)) as (client, _):
+        send(client, mixed_frame(40, seed=23)[0], per_request=20)
+        values = gauges(client)
+        assert values[("anomaly_vae_drift_available", None)] == 0
+        assert values[("anomaly_vae_drift_windows_total", None)] == 0
+        assert not np.isnan(values[("anomaly_vae_drift_available", None)])
