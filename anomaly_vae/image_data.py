@@ -8,6 +8,8 @@ in [0, 1]. A list of (H, W[, C]) arrays may mix sizes (e.g. a folder of photos):
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +141,10 @@ def load_images(X: Any) -> tuple[list[torch.Tensor] | torch.Tensor, list[str] | 
     """:func:`read_images`, checked and scaled: (N, C, H, W) in [0, 1], or a list of (C, H, W) of mixed sizes."""
     images, names = read_images(X)
     return _as_chw_list(images), names
+
+
+def complexity_nats(images: torch.Tensor) -> np.ndarray:
+    """Code length in nats of each (C, H, W) image in [0, 1] as 8-bit pixels under zlib (level 9): the
+    -log-probability a generic lossless compressor gives it, high for busy images, low for simple ones."""
+    pixels = (images.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+    return np.array([len(zlib.compress(image.tobytes(), 9)) * 8 * math.log(2) for image in pixels])

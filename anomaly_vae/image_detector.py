@@ -4,6 +4,7 @@ convolutional VAE, per-pixel anomaly maps and reconstructions."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
@@ -17,23 +18,33 @@ from sklearn.utils.validation import check_is_fitted
 
 from anomaly_vae.calibration import Calibration, check_fpr
 from anomaly_vae.detector import CALIBRATED_SCORES, VAEDetector, _resolve_device
-from anomaly_vae.image_data import ImageShape, load_images
+from anomaly_vae.image_data import ImageShape, complexity_nats, load_images
 from anomaly_vae.image_model import HALF_LOG_2PI, ConvVAE, ImageData, ImageVAEConfig, image_elbo_loss, pixel_nll
 from anomaly_vae.persistence import load_folder, save_folder
-from anomaly_vae.scoring import importance_noise, score_data
+from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
 from anomaly_vae.splitting import split_rows
 from anomaly_vae.training import Callback, History, train
 
+IMAGE_SCORES = (*CALIBRATED_SCORES, "neg_log_likelihood_ratio")
 _VALUES_PER_CHUNK = 2**24  # members x samples x images x pixels held at once while scoring
 
 
 class ImageVAEDetector(VAEDetector):
     """Convolutional VAE outlier detector for grayscale and RGB images (8 x 8 up to 256 x 256).
 
-    Same contract as :class:`~anomaly_vae.VAEDetector` (and it inherits its scoring methods):
-    ``decision_function`` is an importance-weighted estimate of -log p(x) in nats, HIGHER = MORE
-    ANOMALOUS; ``score_frame`` gives ``neg_elbo``, ``reconstruction_nll``, ``kl``, ``neg_log_likelihood``,
-    conformal ``p_value`` and ``is_outlier``; ``predict`` / ``predict_proba`` use the calibrated threshold.
+    Same contract as :class:`~anomaly_vae.VAEDetector` (and it inherits its scoring methods): HIGHER =
+    MORE ANOMALOUS; ``score_frame`` gives ``neg_elbo``, ``reconstruction_nll``, ``kl``,
+    ``neg_log_likelihood`` (importance-weighted -log p(x), nats), conformal ``p_value`` and
+    ``is_outlier``; ``predict`` / ``predict_proba`` use the calibrated threshold.
+
+    Default score (``decision_function``): ``neg_log_likelihood_ratio`` = -log p(x) + P log 255 - L(x),
+    the VAE's -log-probability of the 8-bit image (P values, density times bin width) minus its zlib code
+    length L(x) in nats: the log-likelihood ratio against a generic compressor (Serra et al., "Input
+    complexity and out-of-distribution detection with likelihood-based generative models", ICLR 2020).
+    A likelihood alone rates simple images (few strokes, flat areas) as likely under any model; the
+    ratio asks how much better the VAE explains the image than a model of images in general. On
+    one-class MNIST it lifted digit 8 from 0.88 to 0.95 AUROC (docs/benchmarks.md).
+    ``default_score="neg_log_likelihood"`` gives the plain -log p(x).
 
     Inputs (``X`` everywhere): a numpy stack (N, H, W) or (N, H, W, C) with C = 1 or 3, uint8 (0-255) or
     float in [0, 1]; a list of such images of mixed sizes; or the path of a ``.npz`` (array ``X``) /
@@ -67,14 +78,14 @@ class ImageVAEDetector(VAEDetector):
         latent_dim: int = 16,
         base_channels: int = 32,
         image_size: tuple[int, int] | None = None,
-        default_score: str = "neg_log_likelihood",
+        default_score: str = "neg_log_likelihood_ratio",
         fpr: float = 0.01,
         contamination: float = 0.0,
         n_importance_samples: int = 16,
         n_members: int = 1,
         validation_fraction: float = 0.1,
         calibration_fraction: float = 0.2,
-        max_steps: int = 2000,
+        max_steps: int = 600,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
@@ -154,13 +165,13 @@ class ImageVAEDetector(VAEDetector):
                 progress=self.progress,
             )
         scores, _ = self._score_data(data[calibration_rows])
-        self.calibration_ = Calibration.fit({name: scores[name] for name in CALIBRATED_SCORES}, self.contamination)
+        self.calibration_ = Calibration.fit({name: scores[name] for name in IMAGE_SCORES}, self.contamination)
         self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
         return self
 
     def _check_params(self) -> None:
-        if self.default_score not in CALIBRATED_SCORES:
-            raise ValueError(f"default_score must be one of {CALIBRATED_SCORES}, got: {self.default_score!r}")
+        if self.default_score not in IMAGE_SCORES:
+            raise ValueError(f"default_score must be one of {IMAGE_SCORES}, got: {self.default_score!r}")
         check_fpr(self.fpr)
         if not 0.0 <= self.contamination < 0.5:
             raise ValueError(f"contamination must be in [0, 0.5), got: {self.contamination!r}")
@@ -191,23 +202,46 @@ class ImageVAEDetector(VAEDetector):
         return ImageData(self.image_shape_.transform(images).to(self.device_)), names
 
     def _score_data(self, data: ImageData) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        return score_data(
+        scores, per_pixel = score_data(
             self.model_,
             data,
             self._noise(),
             rows_per_chunk=max(1, _VALUES_PER_CHUNK // self.n_features_in_),
             nll_fn=lambda decoded, batch: pixel_nll(decoded, batch.inputs).flatten(-3),
         )
+        # -log of the VAE's probability of the 8-bit image (density x bin width 1/255 per value) minus
+        # -log of zlib's: the log-likelihood ratio of the VAE against a generic compressor
+        scores["complexity"] = complexity_nats(data.inputs)
+        bins = self.n_features_in_ * math.log(255.0)
+        scores["neg_log_likelihood_ratio"] = scores["neg_log_likelihood"] + bins - scores["complexity"]
+        return scores, per_pixel
 
     def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
         return self._score_data(self._pixels(X)[0])
 
     def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
-        """Every per-image score as ``{column name: array of shape (n_images,)}`` (columns as for
-        :meth:`VAEDetector.score_columns`; per-pixel contributions come from :meth:`anomaly_maps`)."""
+        """Every per-image score as ``{column name: array of shape (n_images,)}``: the columns of
+        :meth:`VAEDetector.score_columns` (``p_value`` and ``is_outlier`` of the default score) plus
+        ``complexity`` (zlib code length in nats) and ``neg_log_likelihood_ratio`` (the default score, see
+        the class docstring) and its ``p_value_neg_log_likelihood_ratio``. Per-pixel contributions come
+        from :meth:`anomaly_maps`."""
         if contributions:
             raise ValueError("images have no per-column contributions: use anomaly_maps(X) for per-pixel ones")
-        return super().score_columns(X, fpr=fpr)
+        fpr = self.fpr if fpr is None else fpr
+        check_fpr(fpr)
+        scores, _ = self._scores(X)
+        columns = {name: scores[name] for name in (*SCORE_NAMES, "complexity", "neg_log_likelihood_ratio")}
+        columns["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
+        for name in IMAGE_SCORES:
+            columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
+        columns["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
+        return columns
+
+    def thresholds(self, fpr: float | None = None) -> dict[str, float]:
+        """Calibrated threshold of each calibrated score at ``fpr`` (default ``self.fpr``)."""
+        check_is_fitted(self, "model_")
+        fpr = self.fpr if fpr is None else fpr
+        return {name: self.calibration_.threshold(name, fpr) for name in IMAGE_SCORES}
 
     def score_frame(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> pd.DataFrame:
         """:meth:`score_columns` as a DataFrame, one row per image (indexed by file name for a folder)."""

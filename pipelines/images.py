@@ -117,10 +117,15 @@ def run_digit(task: tuple[Path, int, int, dict[str, Any], bool, Path | None]) ->
         start = time.perf_counter()
         detector.fit(normal)
         fit_seconds = time.perf_counter() - start
-        scores = detector.decision_function(X_test)
         anomaly = y_test != digit
-        auroc, aupr = roc_auc_score(anomaly, scores), average_precision_score(anomaly, scores)
-        results.append(Result(f"digit {digit}", name, seed, auroc, aupr, fit_seconds))
+        if isinstance(detector, ImageVAEDetector):  # also the plain -log p(x), from the same fit
+            frame = detector.score_frame(X_test)
+            runs = {name: frame[detector.default_score], f"{name}, -log p(x) only": frame["neg_log_likelihood"]}
+        else:
+            runs = {name: detector.decision_function(X_test)}
+        for method, scores in runs.items():
+            auroc, aupr = roc_auc_score(anomaly, scores), average_precision_score(anomaly, scores)
+            results.append(Result(f"digit {digit}", method, seed, auroc, aupr, fit_seconds))
         if grid_path is not None and isinstance(detector, ImageVAEDetector):
             order = np.r_[np.flatnonzero(~anomaly)[:4], np.flatnonzero(anomaly)[:4]]
             grid_picture(detector, X_test[order], grid_path)
