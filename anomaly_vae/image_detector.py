@@ -273,6 +273,10 @@ class ImageVAEDetector(VAEDetector):
         """The images as the model sees them: (N, H, W, C) in [0, 1], resized."""
         return self._pixels(X)[0].inputs.permute(0, 2, 3, 1).cpu().numpy()
 
+    def drift(self, X: Any, **kwargs: Any) -> Any:
+        """Not available for images: drift reports compare tabular columns (see VAEDetector.drift)."""
+        raise ValueError("drift reports exist for tabular models only; ImageVAEDetector has no reference profile")
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the fitted detector to a folder (JSON + safetensors, no pickle), atomically."""

@@ -130,3 +130,8 @@ def test_anomaly_maps_overlays_and_grid(fitted, digits, tmp_path):
     assert picture.shape == (3 * 10 + 2, 6 * 10 + 2, 3) and picture.dtype == np.uint8
     write_png(picture, tmp_path / "grid.png")
     assert np.asarray(Image.open(tmp_path / "grid.png")).shape == picture.shape
+
+
+def test_drift_is_refused_with_a_message(fitted, digits):
+    with pytest.raises(ValueError, match="drift reports exist for tabular models only"):
+        fitted.drift(digits[0][:10])
