@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
     speed = kinds.add_parser("speed", help="fit time against PyOD's VAE on 7,000 x 30 rows, one thread")
     speed.add_argument("--repeats", type=int, default=3)
+    drift_bench = kinds.add_parser("drift", help="false alarms on i.i.d. windows and detection of planted shifts")
+    drift_bench.add_argument("--rows", type=int, default=200_000, help="fresh i.i.d. rows per model")
     batch = kinds.add_parser("batch", help="batch scoring of 1M x 30 rows against the Parquet I/O floor")
     batch.add_argument("--rows", type=int, default=1_000_000)
     serving = kinds.add_parser("serving", help="requests/s and latency against `mlflow models serve` (needs wrk)")
@@ -196,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                     baselines=args.baselines,
                 )
             )
+        elif args.benchmark == "drift":
+            from pipelines.drift_bench import run_drift_benchmark
+
+            print(run_drift_benchmark(rows=args.rows))
         elif args.benchmark == "speed":
             from pipelines.speed import run_speed
 
