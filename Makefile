@@ -30,6 +30,7 @@ bench: install
 	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench --output docs/results
 	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench --output docs/results --subsample 300
 	$(PY) -m pipelines.cli benchmark speed > docs/results/speed.md
+	$(PY) -m pipelines.cli benchmark mnist --data ../shared/data/mnist/mnist_5k.npz --output docs/results
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache
