@@ -49,18 +49,20 @@ def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray,
 
 def default_methods(params: dict[str, Any] | None = None, baselines: bool = True) -> dict[str, Detector]:
     """The detector (with ``params`` over its defaults) and, unless ``baselines`` is off, the baselines:
-    scikit-learn's IsolationForest, and PyOD's VAE, IForest and ECOD when pyod is installed."""
+    scikit-learn's IsolationForest, and PyOD's VAE, AutoEncoder, IForest and ECOD when pyod is installed."""
     methods: dict[str, Detector] = {"VAEDetector": lambda seed: VAEDetector(**{"random_state": seed, **(params or {})})}
     if not baselines:
         return methods
     methods["IsolationForest"] = lambda seed: _SklearnOutlier(IsolationForest(random_state=seed))
     try:
+        from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.ecod import ECOD
         from pyod.models.iforest import IForest
         from pyod.models.vae import VAE
     except ImportError:
         return methods
     methods["PyOD VAE"] = lambda seed: VAE(random_state=seed, verbose=0)
+    methods["PyOD AutoEncoder"] = lambda seed: AutoEncoder(random_state=seed, verbose=0)
     methods["PyOD IForest"] = lambda seed: IForest(random_state=seed)
     methods["PyOD ECOD"] = lambda seed: ECOD()
     return methods
