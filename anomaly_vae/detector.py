@@ -56,7 +56,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         Known fraction of outliers in the training data; that top fraction of calibration scores is
         dropped before calibrating. 0 keeps them all (conservative thresholds).
     n_importance_samples : int
-        K, the number of importance samples per record for ``neg_log_likelihood``.
+        K, the number of importance samples per record for ``neg_log_likelihood``. Scoring work grows with K;
+        on ADBench K=16 ranked records no better than the default 4 (docs/benchmarks.md).
     n_members : int
         Number of VAEs trained side by side (one batched network, different initialisations and noise);
         every score is the mean over members.
@@ -99,7 +100,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         default_score: str = "neg_log_likelihood",
         fpr: float = 0.01,
         contamination: float = 0.0,
-        n_importance_samples: int = 16,
+        n_importance_samples: int = 4,
         n_members: int = 3,
         validation_fraction: float = 0.1,
         calibration_fraction: float = 0.2,
