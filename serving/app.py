@@ -66,7 +66,13 @@ class RequestMetrics:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
-    monitor = DriftMonitor(metrics, settings.drift_window, settings.drift_step, settings.drift_max_features)
+    monitor = DriftMonitor(
+        metrics,
+        settings.drift_window,
+        settings.drift_step,
+        settings.drift_max_features,
+        settings.drift_min_interval_seconds,
+    )
     store = ModelStore(settings.model_uri, metrics, settings.device, on_swap=monitor.model_loaded)
     batcher = ScoreBatcher(metrics, monitor)
 

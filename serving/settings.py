@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     device: str = "cpu"
     drift_window: int = Field(1000, ge=0, description="records per drift window; 0 = no live drift")
     drift_step: int = Field(250, ge=1, description="new records between two drift windows")
+    drift_min_interval_seconds: float = Field(10.0, ge=0, description="at least this long between drift windows")
     drift_max_features: int = Field(20, ge=1, description="features with their own drift series (highest PSI)")
 
 

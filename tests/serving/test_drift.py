@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.drift import DriftMonitor
+from serving.metrics import Metrics
+from serving.model_store import LoadedModel
 from serving.settings import Settings
 from tests.conftest import mixed_frame
 from tests.serving.conftest import running
@@ -50,7 +53,11 @@ def wait_for_windows(client: httpx.Client, n: int, seconds: float = 60) -> dict[
 @pytest.fixture(scope="module")
 def drift_server(model_folder):
     settings = Settings(
-        model_uri=str(model_folder), drift_window=WINDOW, drift_step=STEP, drift_max_features=MAX_FEATURES
+        model_uri=str(model_folder),
+        drift_window=WINDOW,
+        drift_step=STEP,
+        drift_max_features=MAX_FEATURES,
+        drift_min_interval_seconds=0,
     )
     with running(settings) as (client, _):
         yield client
@@ -95,9 +102,24 @@ def test_a_model_without_a_profile_is_served_and_says_drift_is_unavailable(model
     meta = json.loads((old / "model.json").read_text())
     del meta["profile"]
     (old / "model.json").write_text(json.dumps(meta))
-    with running(Settings(model_uri=str(old), drift_window=20, drift_step=20)) as (client, _):
+    settings = Settings(model_uri=str(old), drift_window=20, drift_step=20, drift_min_interval_seconds=0)
+    with running(settings) as (client, _):
         send(client, mixed_frame(40, seed=23)[0], per_request=20)
         values = gauges(client)
         assert values[("anomaly_vae_drift_available", None)] == 0
         assert values[("anomaly_vae_drift_windows_total", None)] == 0
         assert not np.isnan(values[("anomaly_vae_drift_available", None)])
+
+
+def test_windows_are_at_least_the_minimum_interval_apart(fitted):
+    """Back-to-back windows would compete with requests for the GIL: the interval bounds how often."""
+    metrics = Metrics()
+    monitor = DriftMonitor(metrics, window=100, step=50, max_features=3, min_interval_seconds=3600)
+    model = LoadedModel(fitted, "m", "1")
+    frame = mixed_frame(300, seed=24)[0]
+    for start in range(0, 300, 50):
+        part = frame.iloc[start : start + 50]
+        monitor.observe(model, {n: part[n].to_numpy(dtype=object) for n in part.columns}, np.zeros(50))
+    monitor._executor.shutdown(wait=True)
+    assert metrics.drift_windows._value.get() == 1  # five windows were due, one ran
+    monitor.close()
