@@ -19,11 +19,15 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anomaly_vae.schema import NUMERIC
+from serving.admission import AdmissionControl
 from serving.batching import ScoreBatcher
 from serving.drift import DriftMonitor
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
-from serving.schemas import InvocationsRequest, ModelDescription, ScoreRequest, ScoreResponse
+from serving.openapi import ERRORS
+from serving.openapi import install as install_openapi
+from serving.schemas import InvocationsRequest, InvocationsResponse, ModelDescription, ScoreRequest, ScoreResponse
 from serving.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -115,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Model = Annotated[LoadedModel, Depends(served_model)]
 
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(AdmissionControl, metrics=metrics, max_in_flight=settings.max_in_flight)  # outermost
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -137,17 +142,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "Model not loaded yet, or draining before a stop"}})
     async def readyz(request: Request) -> JSONResponse:
         if store.current is None or request.app.state.draining:
             return JSONResponse({"status": "not ready"}, status_code=503)
         return JSONResponse({"status": "ready", "version": store.current.version})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/model", response_model=ModelDescription)
+    @app.get("/v1/model", response_model=ModelDescription, responses={k: ERRORS[k] for k in (401, 503)})
     async def describe(_: Auth, model: Model) -> ModelDescription:
         detector = model.detector
         return ModelDescription(
@@ -162,10 +167,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
 
-    # the body is read and parsed by hand (size limit first, strict numbers), so its schema is declared here
+    # the body is read and parsed by hand (size limit first, strict numbers), so its schema is declared here;
+    # once a model is loaded, serving.openapi replaces it with one that names the model's columns
     score_body = {"required": True, "content": {"application/json": {"schema": ScoreRequest.model_json_schema()}}}
+    invocations_body = {
+        "required": True,
+        "content": {"application/json": {"schema": InvocationsRequest.model_json_schema()}},
+    }
+    install_openapi(app, store, settings.max_records)
 
-    @app.post("/v1/score", response_model=ScoreResponse, openapi_extra={"requestBody": score_body})
+    @app.post("/v1/score", response_model=ScoreResponse, responses=ERRORS, openapi_extra={"requestBody": score_body})
     async def score(request: Request, _: Auth, model: Model) -> JSONResponse:
         body = _validated(ScoreRequest, await _read_json(request, settings.max_body_bytes))
         _check_batch(len(body.records), settings.max_records, ["body", "records"])
@@ -174,7 +185,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # returned as a response: the body is built from plain lists, so FastAPI's re-validation is skipped
         return JSONResponse({"model": {"name": model.name, "version": model.version}, "results": results})
 
-    @app.post("/invocations")
+    @app.post(
+        "/invocations",
+        response_model=InvocationsResponse,
+        responses=ERRORS,
+        openapi_extra={"requestBody": invocations_body},
+    )
     async def invocations(request: Request, _: Auth, model: Model) -> JSONResponse:
         body = _validated(InvocationsRequest, await _read_json(request, settings.max_body_bytes))
         if (body.dataframe_split is None) == (body.dataframe_records is None):
@@ -265,12 +281,23 @@ def _records_columns(records: list[dict[str, Any]], model: LoadedModel, loc: lis
             if missing:
                 raise ApiError(422, [*loc, i], f"missing column(s): {missing}", "missing")
             raise ApiError(422, [*loc, i], f"unknown column(s): {sorted(record.keys() - expected)}", "extra")
+    numeric = model.detector.schema_.of_kind(NUMERIC)
     columns = {}
     for name in names:
         values = np.empty(len(records), dtype=object)
         values[:] = [record[name] for record in records]
         columns[name] = values
+    for column in numeric:  # JSON numbers only: "1.5" is a string (batch scoring of CSV text accepts it)
+        values = columns[column.name]
+        if not set(map(type, values)) <= _JSON_NUMBER_TYPES:
+            i = next(i for i, v in enumerate(values) if type(v) not in _JSON_NUMBER_TYPES)
+            kind = "boolean" if isinstance(values[i], bool) else "string"
+            message = f"column {column.name!r}: expected a number or null, got a {kind}"
+            raise ApiError(422, [*loc, i, column.name], message)
     return columns
+
+
+_JSON_NUMBER_TYPES = {int, float, type(None)}
 
 
 async def _score(

@@ -48,6 +48,16 @@ class Metrics:
         self.reload_failures = Counter(
             "anomaly_vae_reload_failures_total", "New model versions that failed to load or validate.", registry=r
         )
+        self.registry_errors = Counter(
+            "anomaly_vae_registry_errors_total", "Registry alias checks that failed (registry unreachable).", registry=r
+        )
+        self.in_flight = Gauge("anomaly_vae_requests_in_flight", "Scoring requests being served now.", registry=r)
+        self.shed = Counter(
+            "anomaly_vae_requests_shed_total",
+            "Scoring requests refused with 503 because ANOMALY_VAE_MAX_IN_FLIGHT were in flight.",
+            ["endpoint"],
+            registry=r,
+        )
         self._drift_metrics(r)
 
     def _drift_metrics(self, r: CollectorRegistry) -> None:

@@ -86,6 +86,7 @@ class ModelStore:
         try:
             version = registry_version(self.uri)
         except Exception as error:  # registry unreachable: keep serving what we have
+            self.metrics.registry_errors.inc()
             logger.warning("registry check failed, keeping version %s: %s", self.current.version, error)
             return False
         if version is None or version in (self.current.version, self.refused):

@@ -10,7 +10,7 @@ Value = float | int | str | bool | None
 
 
 class ScoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: "0.5" is not a number, "yes" not a bool
 
     records: list[dict[str, Value]] = Field(min_length=1, description="one object per record; null = missing")
     fpr: float | None = Field(None, gt=0, lt=1, description="false-positive rate for is_outlier")
@@ -27,8 +27,12 @@ class ScoreResponse(BaseModel):
     results: list[dict[str, float | bool]]
 
 
+class InvocationsResponse(BaseModel):
+    predictions: list[dict[str, float | bool]]
+
+
 class DataframeSplit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     columns: list[str]
     data: list[list[Value]]
@@ -37,7 +41,7 @@ class DataframeSplit(BaseModel):
 class InvocationsRequest(BaseModel):
     """MLflow's scoring protocol: exactly one of ``dataframe_split`` / ``dataframe_records``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     dataframe_split: DataframeSplit | None = None
     dataframe_records: list[dict[str, Value]] | None = None
@@ -51,3 +55,15 @@ class ModelDescription(BaseModel):
     fpr: float
     thresholds: dict[str, float]
     columns: list[dict[str, Any]]
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: the field path, a readable message, a machine-readable type; never the input."""
+
+    detail: list[ErrorDetail]

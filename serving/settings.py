@@ -14,6 +14,7 @@ class Settings(BaseSettings):
     model_uri: str = Field(description="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a model folder")
     max_records: int = Field(1000, ge=1, description="records per request")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size limit")
+    max_in_flight: int = Field(64, ge=0, description="scoring requests in flight, beyond: 503 + Retry-After; 0 = off")
     auth_token: SecretStr | None = Field(None, description="when set, requests need 'Authorization: Bearer ...'")
     reload_interval_seconds: float = Field(30.0, ge=0, description="registry alias check period; 0 = never")
     drain_seconds: float = Field(5.0, ge=0, description="after SIGTERM: seconds of 503 readiness before stopping")

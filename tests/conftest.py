@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,3 +57,41 @@ def assert_scores_close(got: pd.DataFrame, expected: pd.DataFrame, detector: VAE
         assert np.abs(got[name].to_numpy() - expected[name].to_numpy()).max() <= step + 1e-12
     far = np.abs(expected[detector.default_score].to_numpy() - detector.threshold_) > 1e-3
     assert (got["is_outlier"].to_numpy()[far] == expected["is_outlier"].to_numpy()[far]).all()
+
+
+@contextmanager
+def mlflow_server_process(root: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact folder under ``root``:
+    its URL and process, the leader of its own process group (the server runs its workers as children:
+    ``os.killpg(process.pid, ...)`` stops them all). Stopped on exit unless the caller already did."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        *(sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)),
+        *("--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")),
+        *("--workers", "1"),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("mlflow server did not start")
+            time.sleep(0.5)
+        yield url, process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # its job-runner children outlive SIGTERM
+            os.killpg(process.pid, signal.SIGKILL)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -19,7 +14,7 @@ from pipelines.cli import main as cli
 from pipelines.config import load_settings, validate
 from pipelines.registry import load_detector
 from pipelines.train import RegistrationRefused, train_and_register
-from tests.conftest import mixed_frame
+from tests.conftest import mixed_frame, mlflow_server_process
 
 FAST = {"hidden": [16], "max_steps": 150, "eval_every": 50, "kl_warmup_steps": 20, "n_importance_samples": 8}
 
@@ -138,50 +133,11 @@ def test_unreadable_data_path_is_reported(workdir):
         train_and_register(workdir / "data.json", "x", validate({}), progress=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` process on 127.0.0.1 with its own SQLite store and artifact folder."""
-    root = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("mlflow server did not start")
-        time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with mlflow_server_process(tmp_path_factory.mktemp("server")) as (url, _):
+        yield url
 
 
 @pytest.mark.slow

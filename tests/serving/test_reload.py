@@ -30,17 +30,22 @@ def wait_for(predicate, seconds: float = 30.0) -> bool:
     return False
 
 
-def register_broken_version(fitted, name: str, folder: Path) -> str:
-    fitted.save(folder / DETECTOR_ARTIFACT)
-    (folder / DETECTOR_ARTIFACT / "weights.safetensors").write_bytes(b"not a tensor file")
+def register_folder(detector_folder: Path, name: str) -> str:
+    """Register a saved detector folder as a new version of ``name`` (no training); its version."""
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PYFUNC_CODE),
-        artifacts={DETECTOR_ARTIFACT: str(folder / DETECTOR_ARTIFACT)},
+        artifacts={DETECTOR_ARTIFACT: str(detector_folder)},
         registered_model_name=name,
         pip_requirements=[],
     )
     return str(info.registered_model_version)
+
+
+def register_broken_version(fitted, name: str, folder: Path) -> str:
+    fitted.save(folder / DETECTOR_ARTIFACT)
+    (folder / DETECTOR_ARTIFACT / "weights.safetensors").write_bytes(b"not a tensor file")
+    return register_folder(folder / DETECTOR_ARTIFACT, name)
 
 
 def test_alias_moves_are_followed_and_broken_versions_refused(tmp_path, monkeypatch, fitted):

@@ -1,0 +1,104 @@
+"""The OpenAPI document: error responses declared on every route, and request bodies that describe the
+served model's columns, so that a request valid under the published schema is one the service scores
+(checked by schemathesis in tests/serving/test_fuzz.py)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from fastapi import FastAPI
+
+from anomaly_vae.schema import BOOLEAN, NUMERIC, TabularSchema
+from serving.model_store import ModelStore
+from serving.schemas import ErrorBody
+
+_ERROR = {"model": ErrorBody}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_ERROR, "description": "Body is not JSON, not UTF-8, or nested too deeply"},
+    401: {**_ERROR, "description": "Missing or wrong bearer token (when auth is on)"},
+    413: {**_ERROR, "description": "Body or batch larger than the configured limit"},
+    422: {**_ERROR, "description": "A field or value is invalid; `loc` names it"},
+    503: {**_ERROR, "description": "Model not loaded yet, or too many requests in flight (see Retry-After)"},
+}
+_LARGEST = sys.float_info.max
+_BOOLEAN_VALUES = [True, False, 1, 0, "true", "True", "TRUE", "1", "false", "False", "FALSE", "0", None]
+
+
+def column_schema(kind: str) -> dict[str, Any]:
+    """What the service accepts in a column of this kind (null = missing)."""
+    if kind == NUMERIC:
+        return {"anyOf": [{"type": "number", "minimum": -_LARGEST, "maximum": _LARGEST}, {"type": "null"}]}
+    if kind == BOOLEAN:
+        return {"enum": _BOOLEAN_VALUES}
+    return {"type": ["string", "number", "boolean", "null"]}  # unknown categories are scored as such
+
+
+def request_schemas(schema: TabularSchema, max_records: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The /v1/score and /invocations request bodies for a model with this schema."""
+    names = [c.name for c in schema.columns]
+    record = {
+        "type": "object",
+        "properties": {c.name: column_schema(c.kind) for c in schema.columns},
+        "required": names,
+        "additionalProperties": False,
+    }
+    records = {"type": "array", "items": record, "minItems": 1, "maxItems": max_records}
+    fpr = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, {"type": "null"}]}
+    score = {
+        "type": "object",
+        "properties": {"records": records, "fpr": fpr, "contributions": {"type": "boolean"}},
+        "required": ["records"],
+        "additionalProperties": False,
+    }
+    row = {
+        "type": "array",
+        "prefixItems": [column_schema(c.kind) for c in schema.columns],
+        "items": False,
+        "minItems": len(names),
+        "maxItems": len(names),
+    }
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"const": names},
+            "data": {"type": "array", "items": row, "minItems": 1, "maxItems": max_records},
+        },
+        "required": ["columns", "data"],
+        "additionalProperties": False,
+    }
+    params = {"anyOf": [{"type": "object", "properties": {"fpr": fpr}}, {"type": "null"}]}
+
+    def protocol(key: str, body: dict[str, Any], other: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {key: body, other: {"type": "null"}, "params": params},
+            "required": [key],
+            "additionalProperties": False,
+        }
+
+    invocations = {
+        "oneOf": [
+            protocol("dataframe_split", split, "dataframe_records"),
+            protocol("dataframe_records", records, "dataframe_split"),
+        ]
+    }
+    return score, invocations
+
+
+def install(app: FastAPI, store: ModelStore, max_records: int) -> None:
+    """Serve an OpenAPI document whose request bodies follow the model being served."""
+
+    def openapi() -> dict[str, Any]:
+        app.openapi_schema = None  # rebuilt on each call (rare): the model may have been reloaded
+        spec = FastAPI.openapi(app)
+        if store.current is not None:
+            score, invocations = request_schemas(store.current.detector.schema_, max_records)
+            for path, body in (("/v1/score", score), ("/invocations", invocations)):
+                spec["paths"][path]["post"]["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                }
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
