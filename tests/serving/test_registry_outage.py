@@ -28,8 +28,9 @@ def test_killed_registry_keeps_the_model_serving_and_counts_failed_checks(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     with mlflow_server_process(tmp_path) as (url, process):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        # the global URI an earlier test may have set wins over the variable: point it here, restored after
+        # global URIs an earlier test may have set win over the variable: point them here, restored after
         monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", url)
+        monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", url)
         mlflow.MlflowClient().set_registered_model_alias("outage", "champion", register_folder(model_folder, "outage"))
         settings = Settings(model_uri="models:/outage@champion", reload_interval_seconds=0.2)
         with running(settings) as (client, app):
