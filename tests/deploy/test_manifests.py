@@ -70,7 +70,7 @@ def test_compose_file_is_valid_and_wires_the_stack_together():
     dockerfile_stages = set(re.findall(r"^FROM \S+ AS (\S+)$", (DEPLOY / "Dockerfile").read_text(), flags=re.M))
     assert targets <= dockerfile_stages
     assert services["scorer"]["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
-    assert "postgresql://" in " ".join(services["mlflow"]["command"])
+    assert "--backend-store-uri=postgresql+psycopg2://" in " ".join(services["mlflow"]["command"])  # the driver it has
     assert {volume["target"] for volume in services["mlflow"]["volumes"]} == {"/mlartifacts"}
     for name in ("trainer", "scorer"):
         assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
