@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +62,12 @@ def exported(client: httpx.Client) -> dict[str, list[dict[str, str]]]:
 @pytest.fixture(scope="session")
 def traffic(model_folder) -> Iterator[Traffic]:  # noqa: F811
     """The service on 127.0.0.1 after one round of traffic."""
-    with running(Settings(model_uri=str(model_folder), reload_interval_seconds=0)) as (client, _app):
+    settings = Settings(model_uri=str(model_folder), reload_interval_seconds=0, drift_window=100, drift_step=50)
+    with running(settings) as (client, _app):
         traffic = Traffic(client)
         traffic.send()
+        deadline = time.monotonic() + 30  # drift windows are computed in a background thread
+        while not re.search(r"^anomaly_vae_drift_windows_total [1-9]", client.get("/metrics").text, flags=re.M):
+            assert time.monotonic() < deadline, "no drift window was computed"
+            time.sleep(0.1)
         yield traffic

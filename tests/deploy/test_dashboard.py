@@ -35,7 +35,7 @@ def test_dashboard_loads_and_uses_the_provisioned_data_source():
         assert panel["datasource"]["uid"] == uid, panel["title"]
         assert panel["targets"], panel["title"]
     titles = {panel["title"] for panel in panels}
-    assert {"Scoring latency", "Throughput", "Outlier rate", "Score distribution"} <= titles
+    assert {"Scoring latency", "Throughput", "Outlier rate", "Score distribution", "Feature drift (PSI)"} <= titles
     provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/anomaly-vae.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
