@@ -21,6 +21,7 @@ from anomaly_vae.losses import TensorData
 from anomaly_vae.model import TabularVAE, VAEConfig
 from anomaly_vae.persistence import load_folder, save_folder
 from anomaly_vae.profile import DriftReport, DriftThresholds, ReferenceProfile, latent_means
+from anomaly_vae.sampling import context_frame, draw
 from anomaly_vae.schema import EncodedBatch, TabularSchema, columns_from_input, frame_from_input
 from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
 from anomaly_vae.splitting import split_rows
@@ -76,6 +77,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         Columns to treat as categorical even if numeric. Strings, objects and categories always are.
     model_missingness : bool
         Model "is missing" as a Bernoulli feature for columns that had missing values in training.
+    condition_on : sequence of str, optional
+        Context columns of a conditional VAE: encoder and decoder see them, but they are not modelled, so
+        every score, p-value and threshold is of x given its context, -log p(x | context). They remain
+        required inputs (a missing context value is an error unless training had missing values there).
     device : {"cpu", "cuda", "auto"} or str
     progress : bool
         Show a progress bar while training.
@@ -117,6 +122,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         categorical_columns: Sequence[str] | None = None,
         max_categories: int = 100,
         model_missingness: bool = True,
+        condition_on: Sequence[str] | None = None,
         device: str = "cpu",
         progress: bool = False,
         random_state: int | None = None,
@@ -143,6 +149,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.categorical_columns = categorical_columns
         self.max_categories = max_categories
         self.model_missingness = model_missingness
+        self.condition_on = condition_on
         self.device = device
         self.progress = progress
         self.random_state = random_state
@@ -165,13 +172,16 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.seed_ = int(np.random.SeedSequence(self.random_state).generate_state(1)[0] & 0x7FFFFFFF)
         self.device_ = _resolve_device(self.device)
         self.schema_ = TabularSchema.fit(
-            frame, categorical_columns=tuple(self.categorical_columns or ()), max_categories=self.max_categories
+            frame,
+            categorical_columns=tuple(self.categorical_columns or ()),
+            max_categories=self.max_categories,
+            context_columns=tuple(self.condition_on or ()),
         )
         self.feature_names_in_ = np.asarray(self.schema_.names, dtype=object)
         self.n_features_in_ = len(self.schema_.names)
-        encoded = self.schema_.encode(frame)
         self.config_ = self._network_config()
-        data = TensorData.from_batch(encoded, self.config_, self.device_)
+        encoded = self.schema_.encode(frame)
+        data = self._tensor_data(encoded)
         parts = split_rows(frame, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
         train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
         if min(len(p) for p in parts) == 0:
@@ -224,26 +234,33 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"latent_dim must be a positive integer or 'auto', got: {self.latent_dim!r}")
         if not (len(self.hidden) >= 1 and all(isinstance(h, int) and h >= 1 for h in self.hidden)):
             raise ValueError(f"hidden must be a non-empty tuple of positive integers, got: {self.hidden!r}")
+        if isinstance(self.condition_on, str):
+            raise ValueError(f"condition_on must be a list of column names, got the string {self.condition_on!r}")
 
     def _network_config(self) -> VAEConfig:
-        schema = self.schema_
-        n_features = len(schema.columns)
+        modelled = self.schema_.subset(context=False)
         latent = self.latent_dim
         if latent == "auto":
-            latent = int(min(16, max(2, math.ceil(math.sqrt(n_features)))))
-        order = schema.feature_order
-        columns = {c.name: c for c in schema.columns}
-        missing = [i for i, name in enumerate(order) if self.model_missingness and columns[name].missing_rate > 0]
+            latent = int(min(16, max(2, math.ceil(math.sqrt(len(modelled.columns))))))
         return VAEConfig(
-            n_numeric=len(schema.of_kind("numeric")),
-            category_sizes=tuple(c.n_categories for c in schema.of_kind("categorical")),
-            n_boolean=len(schema.of_kind("boolean")),
-            missing_features=tuple(missing),
+            **modelled.layout(self.model_missingness),
             hidden=tuple(self.hidden),
             latent_dim=int(latent),
             min_sigma=self.min_sigma,
             n_members=self.n_members,
+            context_dim=VAEConfig(**self.schema_.subset(context=True).layout(model_missingness=True)).input_dim,
         )
+
+    def _tensor_data(self, encoded: EncodedBatch) -> TensorData:
+        """Model input: the modelled columns and, for a conditional model, the context."""
+        modelled, context = self.schema_.split(encoded)
+        return TensorData.from_batch(modelled, self.config_, self.device_, self._context_tensor(context))
+
+    def _context_tensor(self, context: EncodedBatch) -> torch.Tensor | None:
+        if not self.config_.context_dim:
+            return None
+        layout = VAEConfig(**self.schema_.subset(context=True).layout(model_missingness=True))
+        return TensorData.from_batch(context, layout, self.device_).inputs
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -268,7 +285,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if len(next(iter(columns.values()), ())) == 0:
             raise ValueError("X has no rows")
         encoded = self.schema_.encode(columns)
-        return encoded, TensorData.from_batch(encoded, self.config_, self.device_)
+        return encoded, self._tensor_data(encoded)
 
     def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
         data = self._encode(X)[1]
@@ -292,8 +309,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
         columns["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
         if contributions:
-            position = {name: j for j, name in enumerate(self.schema_.feature_order)}
-            for name in self.feature_names_in_:
+            modelled = self.schema_.subset(context=False)
+            position = {name: j for j, name in enumerate(modelled.feature_order)}
+            for name in modelled.names:
                 columns[f"contribution_{name}"] = per_feature[:, position[name]]
         return columns
 
@@ -362,6 +380,29 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             n_calibration=self.calibration_.size,
             thresholds=thresholds,
         )
+
+    # ------------------------------------------------------------------ generating
+    def sample(self, n: int = 1, random_state: int | None = None, *, context: Any = None) -> pd.DataFrame:
+        """``n`` synthetic records drawn from the model, as a frame with the training columns and dtypes.
+
+        Numeric columns come back in original units, categoricals as their labels (``"<unknown>"`` for
+        the bucket of rare or unseen values), booleans as booleans, and values go missing at the rates the
+        model learned. Each record is drawn by one ensemble member picked at random.
+
+        A conditional model (``condition_on``) needs ``context``: a mapping of context column to one value
+        (shared by all records) or a DataFrame with 1 or ``n`` rows of context values; the output repeats
+        it in the context columns. ``random_state`` seeds the draw (None: fresh randomness).
+        """
+        check_is_fitted(self, "model_")
+        if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(f"n must be a positive integer, got: {n!r}")
+        seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        context_schema = self.schema_.subset(context=True)
+        given = context_frame(context, context_schema, int(n))
+        context_tensor = self._context_tensor(context_schema.encode(given)) if context_schema.names else None
+        frame = self.schema_.subset(context=False).decode(draw(self.model_, int(n), generator, context_tensor))
+        return pd.concat([frame, given], axis=1)[self.schema_.names]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:

@@ -25,9 +25,12 @@ class TensorData:
     categorical: torch.Tensor  # (n, n_categorical), missing -> 0
     boolean: torch.Tensor  # (n, n_boolean), missing -> 0
     missing: torch.Tensor  # (n, n_features) bool, feature order numeric|categorical|boolean
+    context: torch.Tensor | None = None  # (n, context_dim) input of a conditional VAE
 
     @classmethod
-    def from_batch(cls, batch: EncodedBatch, config: VAEConfig, device: torch.device | str) -> TensorData:
+    def from_batch(
+        cls, batch: EncodedBatch, config: VAEConfig, device: torch.device | str, context: torch.Tensor | None = None
+    ) -> TensorData:
         numeric = torch.as_tensor(batch.numeric, device=device)
         categorical = torch.as_tensor(batch.categorical, device=device)
         boolean = torch.as_tensor(batch.boolean, device=device)
@@ -41,14 +44,19 @@ class TensorData:
         ]
         indicators = missing[:, list(config.missing_features)].float()
         inputs = torch.cat([numeric, *one_hots, boolean, indicators], dim=1)
-        return cls(inputs, numeric, categorical, boolean, missing)
+        return cls(inputs, numeric, categorical, boolean, missing, context)
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def __getitem__(self, index: torch.Tensor | slice) -> TensorData:
         return TensorData(
-            self.inputs[index], self.numeric[index], self.categorical[index], self.boolean[index], self.missing[index]
+            self.inputs[index],
+            self.numeric[index],
+            self.categorical[index],
+            self.boolean[index],
+            self.missing[index],
+            None if self.context is None else self.context[index],
         )
 
 

@@ -24,6 +24,7 @@ class VAEConfig:
     latent_dim: int = 8
     min_sigma: float = 0.05
     n_members: int = 1
+    context_dim: int = 0  # width of the encoded context of a conditional VAE (0: unconditional)
 
     @property
     def input_dim(self) -> int:
@@ -77,12 +78,15 @@ class TabularVAE(nn.Module):
         self.config = config
         e, hidden = config.n_members, list(config.hidden)
         output_dim = config.input_dim  # one output per input unit: means, logits, missingness logits
-        self.encoder = mlp(e, [config.input_dim, *hidden, 2 * config.latent_dim])
-        self.decoder = mlp(e, [config.latent_dim, *reversed(hidden), output_dim])
+        self.encoder = mlp(e, [config.input_dim + config.context_dim, *hidden, 2 * config.latent_dim])
+        self.decoder = mlp(e, [config.latent_dim + config.context_dim, *reversed(hidden), output_dim])
         self.raw_sigma = nn.Parameter(torch.zeros(e, config.n_numeric))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance of (n, input_dim) inputs, each (E, n, latent_dim)."""
+    def encode(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of (n, input_dim) inputs, each (E, n, latent_dim); a conditional
+        VAE also sees the (n, context_dim) context."""
+        if context is not None:
+            x = torch.cat([x, context], dim=-1)
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
@@ -90,8 +94,10 @@ class TabularVAE(nn.Module):
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         return mu + eps * torch.exp(0.5 * logvar)
 
-    def decode(self, z: torch.Tensor) -> DecoderOutput:
-        """Decode z of shape (E, ..., latent_dim)."""
+    def decode(self, z: torch.Tensor, context: torch.Tensor | None = None) -> DecoderOutput:
+        """Decode z of shape (E, ..., n, latent_dim), given the (n, context_dim) context of a conditional VAE."""
+        if context is not None:
+            z = torch.cat([z, context.expand(*z.shape[:-1], context.shape[-1])], dim=-1)
         e, batch_shape = z.shape[0], z.shape[1:-1]
         out = self.decoder(z.reshape(e, -1, z.shape[-1])).reshape(e, *batch_shape, -1)
         c = self.config

@@ -247,7 +247,8 @@ class ReferenceProfile:
 def latent_means(model: TabularVAE, data: TensorData, rows_per_chunk: int = 65536) -> np.ndarray:
     """Encoder means (the latent codes the profile summarises) of shape (n_members, n_samples, latent_dim)."""
     model.eval()
-    parts = [model.encode(data[i : i + rows_per_chunk].inputs)[0] for i in range(0, len(data), rows_per_chunk)]
+    chunks = (data[i : i + rows_per_chunk] for i in range(0, len(data), rows_per_chunk))
+    parts = [model.encode(chunk.inputs, chunk.context)[0] for chunk in chunks]  # context: a conditional VAE's
     return torch.cat(parts, dim=1).double().cpu().numpy()
 
 

@@ -10,6 +10,10 @@ beyond ``±SOFT_CLIP`` with a logarithm so a heavy tail cannot dominate training
 monotone, so extreme values stay extreme. Categorical columns keep a vocabulary of their most frequent
 values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN (numeric, boolean) or
 -1 (categorical) and are left out of the likelihood.
+
+Context columns (``context_columns``, for a conditional model) are encoded the same way but are inputs,
+not modelled: :meth:`TabularSchema.split` separates them, and a missing value in a context column that
+had none in training is an invalid row. :meth:`TabularSchema.decode` inverts the encoding for sampling.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Column:
     scale: float = 1.0
     categories: list[str] = field(default_factory=list)  # without the unknown bucket
     missing_rate: float = 0.0
+    dtype: str = ""  # the training frame's dtype, restored by decode ("" for models saved before it was kept)
+    context: bool = False  # an input of a conditional model, not modelled
 
     @property
     def n_categories(self) -> int:
@@ -155,17 +161,27 @@ class TabularSchema:
         *,
         categorical_columns: list[str] | tuple[str, ...] = (),
         max_categories: int = 100,
+        context_columns: list[str] | tuple[str, ...] = (),
     ) -> TabularSchema:
         if frame.shape[1] == 0:
             raise ValueError("X has no columns")
-        unknown = [c for c in categorical_columns if c not in frame.columns]
-        if unknown:
-            raise ValueError(f"categorical_columns not in X: {unknown}")
+        for option, names in (("categorical_columns", categorical_columns), ("condition_on", context_columns)):
+            unknown = [c for c in names if c not in frame.columns]
+            if unknown:
+                raise ValueError(f"{option} not in X: {unknown}")
+        if set(frame.columns) <= set(context_columns):
+            raise ValueError("condition_on names every column: at least one column must be left to model")
         columns = []
         for name in frame.columns:
             series = frame[name]
             kind = CATEGORICAL if name in categorical_columns else _infer_kind(series)
-            column = Column(name=name, kind=kind, missing_rate=float(series.isna().mean()))
+            column = Column(
+                name=name,
+                kind=kind,
+                missing_rate=float(series.isna().mean()),
+                dtype=str(series.dtype),
+                context=name in context_columns,
+            )
             if kind == NUMERIC:
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
                 if np.isinf(values).any():
@@ -182,6 +198,10 @@ class TabularSchema:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def subset(self, *, context: bool) -> TabularSchema:
+        """The modelled columns (``context=False``) or the context columns, in the same order."""
+        return TabularSchema([c for c in self.columns if c.context == context])
 
     def of_kind(self, kind: str) -> list[Column]:
         return [c for c in self.columns if c.kind == kind]
@@ -202,6 +222,19 @@ class TabularSchema:
             else:
                 record[column.name] = False
         return record
+
+    def layout(self, model_missingness: bool) -> dict[str, Any]:
+        """How the columns sit in a network's input: the column fields of ``anomaly_vae.model.VAEConfig``
+        (``missing_features`` are the indexes in :attr:`feature_order` with missing values in training)."""
+        missing_rate = {c.name: c.missing_rate for c in self.columns}
+        return {
+            "n_numeric": len(self.of_kind(NUMERIC)),
+            "category_sizes": tuple(c.n_categories for c in self.of_kind(CATEGORICAL)),
+            "n_boolean": len(self.of_kind(BOOLEAN)),
+            "missing_features": tuple(
+                i for i, name in enumerate(self.feature_order) if model_missingness and missing_rate[name] > 0
+            ),
+        }
 
     # ------------------------------------------------------------------ validation
     def check_columns(self, columns: Columns) -> None:
@@ -230,6 +263,9 @@ class TabularSchema:
         with_infinity = set() if block is None else set(np.flatnonzero(np.isinf(block).any(axis=0)).tolist())
         reasons: dict[int, str] = {}
         for column in self.columns:  # in schema order, so a row reports its first bad column
+            if column.context and column.missing_rate == 0:
+                for gap in np.flatnonzero(pd.isna(np.asarray(columns[column.name]))).tolist():
+                    reasons.setdefault(gap, f"column {column.name!r}: context value is missing")
             if column.kind == NUMERIC:
                 j = position[column.name]
                 if block is not None and j not in with_infinity:
@@ -273,6 +309,36 @@ class TabularSchema:
             boolean[pd.isna(values), j] = np.nan
         return EncodedBatch(numeric, categorical, boolean)
 
+    def split(self, batch: EncodedBatch) -> tuple[EncodedBatch, EncodedBatch]:
+        """The modelled part and the context part of a batch encoded by this schema."""
+        parts = []
+        for context in (False, True):
+            keep = [[c.context == context for c in self.of_kind(kind)] for kind in (NUMERIC, CATEGORICAL, BOOLEAN)]
+            parts.append(
+                EncodedBatch(batch.numeric[:, keep[0]], batch.categorical[:, keep[1]], batch.boolean[:, keep[2]])
+            )
+        return parts[0], parts[1]
+
+    def decode(self, batch: EncodedBatch) -> pd.DataFrame:
+        """The inverse of :meth:`encode`: original units, category labels (the unknown bucket becomes
+        ``"<unknown>"``), booleans, missing values, and the training dtypes where the values allow them."""
+        values: dict[str, np.ndarray] = {}
+        for j, column in enumerate(self.of_kind(NUMERIC)):
+            values[column.name] = decode_numeric(batch.numeric[:, j], column)
+        for j, column in enumerate(self.of_kind(CATEGORICAL)):
+            labels = np.array([None, *column.categories], dtype=object)  # None: filled with UNKNOWN below
+            codes = batch.categorical[:, j]
+            decoded = labels[codes.clip(min=0)]
+            decoded[codes == 0] = UNKNOWN
+            decoded[codes < 0] = None
+            values[column.name] = decoded
+        for j, column in enumerate(self.of_kind(BOOLEAN)):
+            flags = batch.boolean[:, j]
+            decoded = (flags > 0.5).astype(object)
+            decoded[np.isnan(flags)] = None
+            values[column.name] = decoded
+        return pd.DataFrame({c.name: restore_dtype(values[c.name], c) for c in self.columns})
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [asdict(c) for c in self.columns]}
@@ -285,6 +351,24 @@ class TabularSchema:
 def category_keys(values: np.ndarray) -> list[str]:
     """Categories as text; integral floats print as integers (a CSV column of ints with gaps reads as float)."""
     return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+
+
+def restore_dtype(values: np.ndarray, column: Column) -> pd.Series:
+    """``values`` in the column's training dtype when they fit it (e.g. rounded integers, category
+    labels back to numbers); as they are (float64 or object) otherwise, e.g. when some are missing."""
+    series = pd.Series(values)
+    if not column.dtype:
+        return series
+    target = pd.api.types.pandas_dtype(column.dtype)
+    if column.kind == NUMERIC and target.kind in "iu":
+        info = np.iinfo(getattr(target, "numpy_dtype", target))
+        series = series.round().clip(info.min, info.max)
+    if column.kind == CATEGORICAL and isinstance(target, pd.CategoricalDtype):
+        return series.astype(pd.CategoricalDtype(column.categories))
+    try:
+        return series.astype(target)
+    except (TypeError, ValueError):
+        return series
 
 
 def _is_missing(value: Any) -> bool:

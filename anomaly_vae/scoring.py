@@ -60,9 +60,10 @@ def score_data(
     parts: list[dict[str, torch.Tensor]] = []
     for start in range(0, len(data), chunk):
         batch = data[start : start + chunk]
-        mu, logvar = (t[:, None] for t in model.encode(batch.inputs))  # (E, 1, n, L)
+        context = () if getattr(batch, "context", None) is None else (batch.context,)  # a conditional VAE's
+        mu, logvar = (t[:, None] for t in model.encode(batch.inputs, *context))  # (E, 1, n, L)
         z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
-        per_feature = nll_fn(model.decode(z), batch)  # (E, K, n, F)
+        per_feature = nll_fn(model.decode(z, *context), batch)  # (E, K, n, F)
         reconstruction = per_feature.sum(dim=-1)
         # log p(z) - log q(z|x) with z = mu + sigma * eps: the 2 pi terms cancel and (z - mu) / sigma = eps
         log_prior_ratio = 0.5 * (

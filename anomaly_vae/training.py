@@ -50,9 +50,10 @@ def elbo_loss(
     model: TabularVAE, data: TensorData, beta: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Negative ELBO per member and record (one reparameterized sample each), shape (E, n)."""
-    mu, logvar = model.encode(data.inputs)
+    mu, logvar = model.encode(data.inputs, data.context)
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    recon = feature_nll(model.decode(model.reparameterize(mu, logvar, eps)), data, model.config).sum(dim=-1)
+    out = model.decode(model.reparameterize(mu, logvar, eps), data.context)
+    recon = feature_nll(out, data, model.config).sum(dim=-1)
     return recon + beta * kl_divergence(mu, logvar)
 
 

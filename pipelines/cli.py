@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--chunk-rows", type=int, default=100_000, help="rows read and scored at a time")
 
+    sample = commands.add_parser("sample", help="draw synthetic records from a model; compare them with data")
+    sample.add_argument("--model", required=True, help="model URI or folder")
+    sample.add_argument("-n", type=int, required=True, help="number of records")
+    sample.add_argument("--output", required=True, type=Path, help="output file (.csv or .parquet)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (same seed, same records)")
+    sample.add_argument("--context", help='conditional model: JSON of context values, e.g. {"merchant": "web"}')
+    sample.add_argument("--context-from", type=Path, help="conditional model: draw contexts from this data's rows")
+    sample.add_argument("--compare", type=Path, help="data (CSV, Parquet) to compare the samples with")
+    sample.add_argument("--report", type=Path, help="with --compare: the comparison plot (.png) and .json numbers")
+
     serve = commands.add_parser("serve", help="serve a model over HTTP (FastAPI + uvicorn)")
     serve.add_argument("--model", required=True, help="model URI or folder")
     serve.add_argument("--host", default="127.0.0.1")
@@ -171,6 +181,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(summary, indent=1))
             verdict = "drift: " + alarm_summary(summary["alarms"]) if summary["drifted"] else "no drift"
             logger.info("%s (%d records)%s", verdict, summary["n_records"], f"; {args.report}" if args.report else "")
+        elif args.command == "sample":
+            from pipelines.sample import parse_context, sample_to_file
+
+            if args.n < 1:
+                raise ValueError(f"-n must be a positive integer, got: {args.n}")
+            summary = sample_to_file(
+                args.model,
+                args.n,
+                args.output,
+                seed=args.seed,
+                context=parse_context(args.context),
+                context_from=args.context_from,
+                compare=args.compare,
+                report=args.report,
+            )
+            print(json.dumps(summary, indent=1, default=float))
         elif args.benchmark == "adbench":
             from pipelines.adbench import run_benchmark
 

@@ -20,6 +20,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from pipelines.batch import score_file
 from pipelines.config import validate
 from pipelines.registry import EMBEDDED_ARTIFACTS, EMBEDDED_DB
+from pipelines.sample import sample_to_file
 from pipelines.train import train_and_register
 
 logger = logging.getLogger("anomaly_vae.demo")
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     uri = f"models:/{MODEL_NAME}@{ALIAS}"
     score_file(uri, out / "held_out.csv", out / "scores.csv", contributions=3, progress=False)
     scores = pd.read_csv(out / "scores.csv")
+    fidelity = sample_to_file(uri, 2000, out / "samples.csv", compare=out / "train.csv", report=out / "fidelity.png")
 
     labels = held_out["malignant"].to_numpy() == 1
     flagged = scores["is_outlier"].to_numpy()
@@ -79,8 +81,17 @@ def main(argv: list[str] | None = None) -> None:
         "  most anomalous record's top columns: %s",
         ", ".join(f"{worst[f'top{k}_column']} ({worst[f'top{k}_nats']:.1f} nats)" for k in (1, 2, 3)),
     )
+    columns = pd.DataFrame(fidelity["fidelity"]["columns"])
+    logger.info(
+        "  2000 samples vs training data: median KS %.3f (worst %.3f, %s), max correlation difference %.3f",
+        columns["value"].median(),
+        columns["value"].max(),
+        columns.loc[columns["value"].idxmax(), "column"],
+        fidelity["fidelity"]["max_correlation_difference"],
+    )
     logger.info("")
     logger.info("results:     %s", out / "scores.csv")
+    logger.info("samples:     %s (compared with the training data in %s)", out / "samples.csv", out / "fidelity.png")
     logger.info("plots:       %s", out / "plots")
     logger.info("MLflow store: %s (runs and registry), %s/ (artifacts)", EMBEDDED_DB, EMBEDDED_ARTIFACTS)
     logger.info(

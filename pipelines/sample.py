@@ -1,0 +1,88 @@
+"""`anomaly-vae sample`: synthetic records from a model, optionally compared with real data.
+
+For a conditional model the context of each record comes from ``--context`` (one value per context
+column, shared by all records) or from the context columns of rows drawn at random from a data file
+(``--context-from``, else the ``--compare`` data), so the samples follow the data's mix of contexts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines import fidelity
+from pipelines.batch import AtomicTable
+from pipelines.data import read_table
+from pipelines.registry import load_detector
+
+logger = logging.getLogger(__name__)
+MAX_COMPARE_ROWS = 200_000
+
+
+def sample_to_file(
+    model: str,
+    n: int,
+    output: Path,
+    *,
+    seed: int | None = 0,
+    context: dict[str, Any] | None = None,
+    context_from: Path | None = None,
+    compare: Path | None = None,
+    report: Path | None = None,
+) -> dict[str, Any]:
+    """Write ``n`` samples to ``output`` (CSV or Parquet, atomically); with ``compare``, also the fidelity
+    numbers (returned, and as JSON beside ``report``) and the plot ``report``."""
+    if report is not None and compare is None:
+        raise ValueError("--report needs --compare DATA: the plot compares samples with data")
+    detector, identity = load_detector(model)
+    context_names = [c.name for c in detector.schema_.columns if c.context]
+    data = read_table(compare, max_rows=MAX_COMPARE_ROWS) if compare is not None else None
+    if context_names and context is None:
+        source = read_table(context_from, max_rows=MAX_COMPARE_ROWS) if context_from is not None else data
+        if source is None:
+            raise ValueError(
+                f"the model is conditioned on {context_names}: give --context JSON, --context-from DATA or --compare"
+            )
+        absent = [c for c in context_names if c not in source.columns]
+        if absent:
+            raise ValueError(f"context column(s) {absent} not in the data to draw contexts from")
+        rows = np.random.default_rng(seed).integers(len(source), size=n)
+        context = source[context_names].iloc[rows].reset_index(drop=True)
+    samples = detector.sample(n, random_state=seed, context=context)
+    table = AtomicTable(Path(output))
+    try:
+        table.write(samples)
+        table.commit(samples.head(0))
+    except BaseException:
+        table.abort()
+        raise
+    summary: dict[str, Any] = {"model": identity, "rows": n, "output": str(output)}
+    if data is not None:
+        absent = [c for c in detector.feature_names_in_ if c not in data.columns]
+        if absent:
+            raise ValueError(f"the --compare data lacks the model's column(s): {absent}")
+        result = fidelity.compare(samples, data[list(detector.feature_names_in_)])
+        summary["fidelity"] = result.summary()
+        if report is not None:
+            summary["report"] = str(report)
+            fidelity.plot(result, samples, data, Path(report))
+            Path(report).with_suffix(".json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    logger.info("wrote %d samples to %s", n, output)
+    return summary
+
+
+def parse_context(text: str | None) -> dict[str, Any] | None:
+    """``--context '{"merchant": "grocery"}'``: a JSON object of context column to value."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--context is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError('--context must be a JSON object, e.g. {"merchant": "grocery"}')
+    return value
