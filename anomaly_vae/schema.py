@@ -311,6 +311,11 @@ class TabularSchema:
 
     def split(self, batch: EncodedBatch) -> tuple[EncodedBatch, EncodedBatch]:
         """The modelled part and the context part of a batch encoded by this schema."""
+        if not any(c.context for c in self.columns):  # unconditional: no copies
+            n = len(batch)
+            return batch, EncodedBatch(
+                np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), np.empty((n, 0), np.float32)
+            )
         parts = []
         for context in (False, True):
             keep = [[c.context == context for c in self.of_kind(kind)] for kind in (NUMERIC, CATEGORICAL, BOOLEAN)]

@@ -69,6 +69,9 @@ def train_and_register(
     params = {"random_state": 0, **settings.detector, "progress": progress}
     detector = VAEDetector(**params)
     detector._check_params()  # bad settings fail before any run is created
+    absent = [c for c in detector.condition_on or () if c not in frame.columns]
+    if absent:
+        raise ValueError(f"detector.condition_on names column(s) not in the data: {absent}")
     if labels is None:
         train, test, test_labels = frame, frame.sample(min(len(frame), 5000), random_state=0), None
     else:

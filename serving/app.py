@@ -162,7 +162,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fpr=detector.fpr,
             thresholds=detector.thresholds(),
             columns=[
-                {"name": c.name, "kind": c.kind, **({"categories": c.categories} if c.kind == "categorical" else {})}
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "context": c.context,  # a conditional model's context column: required, not scored
+                    **({"categories": c.categories} if c.kind == "categorical" else {}),
+                }
                 for c in detector.schema_.columns
             ],
         )

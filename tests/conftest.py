@@ -46,6 +46,38 @@ def fitted(train_frame: pd.DataFrame) -> VAEDetector:
     return VAEDetector(random_state=0).fit(train_frame)  # the defaults: quality floors are about them
 
 
+# small and fast, with a higher rate to learn in the default 800 steps
+CONDITIONAL = {"learning_rate": 3e-3, "n_members": 1, "hidden": (32, 16), "random_state": 0}
+# typical for a jewelry purchase (the rare context), far off for a grocery one
+JEWELRY_LIKE = {"amount": 80.0, "items": 1, "hour": 15.0, "online": False}
+
+
+def merchant_frame(n: int, seed: int, jewelry_share: float = 0.03) -> pd.DataFrame:
+    """Purchases whose amount, item count, hour and channel depend on the merchant type."""
+    rng = np.random.default_rng(seed)
+    jewelry = rng.random(n) < jewelry_share
+    return pd.DataFrame(
+        {
+            "merchant": np.where(jewelry, "jewelry", "grocery").astype(object),
+            "amount": rng.normal(np.where(jewelry, 80.0, 50.0), 4.0),
+            "items": rng.normal(np.where(jewelry, 1.0, 6.0), np.where(jewelry, 0.5, 2.0)).round().clip(0).astype(int),
+            "hour": rng.normal(np.where(jewelry, 15.0, 18.0), 2.0),
+            "online": rng.random(n) < np.where(jewelry, 0.2, 0.5),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def purchases() -> pd.DataFrame:
+    return merchant_frame(4000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def conditional(purchases: pd.DataFrame) -> VAEDetector:
+    """A conditional VAE of the purchases given their merchant type."""
+    return VAEDetector(**CONDITIONAL, condition_on=["merchant"]).fit(purchases)
+
+
 def assert_scores_close(got: pd.DataFrame, expected: pd.DataFrame, detector: VAEDetector) -> None:
     """Scores of the same records computed in batches of other sizes: float32 rounding may differ in the
     last bits, which can move a p-value (a step function of the score) by one calibration step and flip

@@ -6,35 +6,7 @@ import pytest
 from sklearn.base import clone
 
 from anomaly_vae import VAEDetector
-
-SMALL = {"learning_rate": 3e-3, "n_members": 1, "hidden": (32, 16), "random_state": 0}
-# typical for a jewelry purchase (the rare context), far off for a grocery one
-JEWELRY_LIKE = {"amount": 80.0, "items": 1, "hour": 15.0, "online": False}
-
-
-def merchant_frame(n: int, seed: int, jewelry_share: float = 0.03) -> pd.DataFrame:
-    """Purchases whose amount, item count, hour and channel depend on the merchant type."""
-    rng = np.random.default_rng(seed)
-    jewelry = rng.random(n) < jewelry_share
-    return pd.DataFrame(
-        {
-            "merchant": np.where(jewelry, "jewelry", "grocery").astype(object),
-            "amount": rng.normal(np.where(jewelry, 80.0, 50.0), 4.0),
-            "items": rng.normal(np.where(jewelry, 1.0, 6.0), np.where(jewelry, 0.5, 2.0)).round().clip(0).astype(int),
-            "hour": rng.normal(np.where(jewelry, 15.0, 18.0), 2.0),
-            "online": rng.random(n) < np.where(jewelry, 0.2, 0.5),
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def purchases() -> pd.DataFrame:
-    return merchant_frame(4000, seed=0)
-
-
-@pytest.fixture(scope="module")
-def conditional(purchases) -> VAEDetector:
-    return VAEDetector(**SMALL, condition_on=["merchant"]).fit(purchases)
+from tests.conftest import CONDITIONAL, JEWELRY_LIKE, merchant_frame
 
 
 def p_values(detector: VAEDetector, merchants: list[str]) -> dict[str, float]:
@@ -46,7 +18,7 @@ def test_a_record_is_judged_in_its_context_where_an_unconditional_model_fails(co
     p = p_values(conditional, ["jewelry", "grocery"])
     assert p["grocery"] < 0.01 and p["jewelry"] > 0.05, p
     # the same columns modelled jointly: the rare context itself makes the record look anomalous
-    joint = p_values(VAEDetector(**SMALL).fit(purchases), ["jewelry", "grocery"])
+    joint = p_values(VAEDetector(**CONDITIONAL).fit(purchases), ["jewelry", "grocery"])
     assert not (joint["grocery"] < 0.01 and joint["jewelry"] > 0.05), joint
 
 
