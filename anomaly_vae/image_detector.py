@@ -269,6 +269,10 @@ class ImageVAEDetector(VAEDetector):
             chunks.append(mean.mean(dim=0).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(chunks)
 
+    def sample(self, n: int = 1, random_state: int | None = None, *, context: Any = None) -> pd.DataFrame:
+        """Not available for images: :meth:`VAEDetector.sample` draws tabular records."""
+        raise NotImplementedError("sampling is implemented for tabular models (VAEDetector), not for images")
+
     def preprocess(self, X: Any) -> np.ndarray:
         """The images as the model sees them: (N, H, W, C) in [0, 1], resized."""
         return self._pixels(X)[0].inputs.permute(0, 2, 3, 1).cpu().numpy()
