@@ -67,8 +67,11 @@ class Column:
 
 def soft_clip(x: np.ndarray) -> np.ndarray:
     """Identity on ``[-SOFT_CLIP, SOFT_CLIP]``, logarithmic growth beyond; monotone and NaN-preserving."""
-    excess = np.maximum(np.abs(x) - SOFT_CLIP, 0.0)
-    return np.where(excess > 0, np.sign(x) * (SOFT_CLIP + np.log1p(excess)), x)
+    excess = np.abs(x) - SOFT_CLIP
+    outside = excess > 0  # few values: the logarithm is computed for those only
+    clipped = x.copy()
+    clipped[outside] = np.copysign(SOFT_CLIP + np.log1p(excess[outside]), x[outside])
+    return clipped
 
 
 def decode_numeric(encoded: np.ndarray, column: Column) -> np.ndarray:
