@@ -27,6 +27,7 @@ from pipelines.registry import configure_tracking, load_detector
 @dataclass
 class Run:
     server: str
+    endpoint: str
     requests_per_second: float
     p50_ms: float
     p99_ms: float
@@ -42,53 +43,28 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8) -
     record = load_detector(model_uri)[0].schema_.typical_record()
     mlflow_cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
     ours_cmd = [sys.executable, "-m", "serving", "--model", model_uri]
-    runs = [
-        _measure(
-            "mlflow models serve",
-            [*mlflow_cmd, "-p", "8131"],
-            8131,
-            "/ping",
-            "/invocations",
-            {"dataframe_records": [record]},
-            seconds,
-            connections,
-        ),
-        _measure(
-            "anomaly-vae serve",
-            [*ours_cmd, "--port", "8132"],
-            8132,
-            "/readyz",
-            "/invocations",
-            {"dataframe_records": [record]},
-            seconds,
-            connections,
-        ),
-        _measure(
-            "anomaly-vae serve",
-            [*ours_cmd, "--port", "8133"],
-            8133,
-            "/readyz",
-            "/v1/score",
-            {"records": [record]},
-            seconds,
-            connections,
-        ),
+    invocations, score = {"dataframe_records": [record]}, {"records": [record]}
+    cases = [  # server, command, port, readiness path, endpoint, body
+        ("mlflow models serve", [*mlflow_cmd, "-p", "8131"], 8131, "/ping", "/invocations", invocations),
+        ("anomaly-vae serve", [*ours_cmd, "--port", "8132"], 8132, "/readyz", "/invocations", invocations),
+        ("anomaly-vae serve", [*ours_cmd, "--port", "8133"], 8133, "/readyz", "/v1/score", score),
     ]
+    runs = [_measure(*case, seconds, connections) for case in cases]
     lines = [
         f"wrk -t2 -c{connections} -d{seconds}s, one record per POST, each server alone in turn.",
         "",
         "| server | endpoint | requests/s | p50 ms | p99 ms | errors | server CPU ms / request |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for run, endpoint in zip(runs, ("/invocations", "/invocations", "/v1/score"), strict=True):
+    for run in runs:
         lines.append(
-            f"| {run.server} | {endpoint} | {run.requests_per_second:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f}"
+            f"| {run.server} | {run.endpoint} | {run.requests_per_second:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f}"
             f" | {run.errors} | {run.cpu_ms_per_request:.3f} |"
         )
     base = runs[0]
-    for run, endpoint in zip(runs[1:], ("/invocations", "/v1/score"), strict=True):
+    for run in runs[1:]:
         lines.append(
-            f"\n{endpoint}: {run.requests_per_second / base.requests_per_second:.1f}x the requests/s of "
+            f"\n{run.endpoint}: {run.requests_per_second / base.requests_per_second:.1f}x the requests/s of "
             f"`mlflow models serve`, {base.cpu_ms_per_request / run.cpu_ms_per_request:.1f}x less CPU per request."
         )
     return "\n".join(lines)
@@ -122,6 +98,7 @@ def _measure(
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
     return Run(
         name,
+        path,
         float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         _latency_ms(output, "50%"),
         _latency_ms(output, "99%"),
