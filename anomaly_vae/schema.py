@@ -262,8 +262,12 @@ class TabularSchema:
         numeric = self.of_kind(NUMERIC)
         arrays = [np.asarray(columns[c.name]) for c in numeric]
         block = _plain_number_block(arrays, len(columns[self.names[0]]))
+        if block is None:  # some column holds more than plain numbers: every column gets a close look
+            block = np.column_stack([_as_float(a) for a in arrays])
+            suspect = set(range(len(arrays)))
+        else:
+            suspect = set(np.flatnonzero(np.isinf(block).any(axis=0)).tolist())
         position = {c.name: j for j, c in enumerate(numeric)}
-        with_infinity = set() if block is None else set(np.flatnonzero(np.isinf(block).any(axis=0)).tolist())
         reasons: dict[int, str] = {}
         for column in self.columns:  # in schema order, so a row reports its first bad column
             if column.context and column.missing_rate == 0:
@@ -271,17 +275,15 @@ class TabularSchema:
                     reasons.setdefault(gap, f"column {column.name!r}: context value is missing")
             if column.kind == NUMERIC:
                 j = position[column.name]
-                if block is not None and j not in with_infinity:
+                if j not in suspect:
                     continue
-                problems = _numeric_problems(arrays[j])
+                problems = _numeric_problems(arrays[j], block[:, j])
             elif column.kind == BOOLEAN:
                 problems = _boolean_problems(np.asarray(columns[column.name]))
             else:
                 continue  # any value is a category (unseen ones go to the unknown bucket)
             for row, why in problems:
                 reasons.setdefault(row, f"column {column.name!r}: {why}")
-        if block is None:
-            block = np.column_stack([_as_float(a) for a in arrays])
         return block, dict(sorted(reasons.items()))
 
     # ------------------------------------------------------------------ encoding
@@ -432,12 +434,12 @@ def _one_float(value: Any) -> float:
         return math.nan
 
 
-def _numeric_problems(values: np.ndarray) -> list[tuple[int, str]]:
+def _numeric_problems(values: np.ndarray, coerced: np.ndarray) -> list[tuple[int, str]]:
+    """Bad rows of a numeric column; ``coerced`` is ``_as_float(values)``."""
     if values.dtype.kind == "b":
         return [(i, "expected a number, got a boolean") for i in range(len(values))]
     if values.dtype.kind in "fiu":
-        return [(int(i), "infinite value") for i in np.flatnonzero(np.isinf(values))]
-    coerced = _as_float(values)
+        return [(int(i), "infinite value") for i in np.flatnonzero(np.isinf(coerced))]
     is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), dtype=bool, count=len(values))
     wrong = ~pd.isna(values) & (np.isnan(coerced) | is_bool)
     problems = [(int(i), f"expected a number, got {type(values[i]).__name__}") for i in np.flatnonzero(wrong)]
