@@ -279,11 +279,15 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         return importance_noise(self.seed_, self.n_importance_samples, self.config_.latent_dim)
 
     # ------------------------------------------------------------------ scoring
-    def _encode(self, X: Any) -> tuple[EncodedBatch, TensorData]:
+    def _columns(self, X: Any) -> dict[str, np.ndarray]:
         check_is_fitted(self, "model_")
         columns = columns_from_input(X, feature_names=list(self.feature_names_in_))
         if len(next(iter(columns.values()), ())) == 0:
             raise ValueError("X has no rows")
+        return columns
+
+    def _encode(self, X: Any) -> tuple[EncodedBatch, TensorData]:
+        columns = self._columns(X)  # first: it checks that the detector is fitted
         encoded = self.schema_.encode(columns)
         return encoded, self._tensor_data(encoded)
 
@@ -302,7 +306,22 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """
         fpr = self.fpr if fpr is None else fpr
         check_fpr(fpr)
-        scores, per_feature = self._scores(X)
+        return self._score_columns(self._encode(X)[1], fpr, contributions)
+
+    def score_valid(
+        self, X: Any, *, fpr: float | None = None, contributions: bool = False
+    ) -> tuple[dict[str, np.ndarray], pd.Series]:
+        """:meth:`score_columns` of the rows of X that can be scored, and the reason why each other row cannot
+        (indexed by row position, as ``schema_.invalid_rows``): bad rows are set aside instead of raising.
+        Validates once; the batch scorer's entry point."""
+        fpr = self.fpr if fpr is None else fpr
+        check_fpr(fpr)
+        columns = self._columns(X)
+        encoded, reasons = self.schema_.partition(columns)
+        return self._score_columns(self._tensor_data(encoded), fpr, contributions), reasons
+
+    def _score_columns(self, data: TensorData, fpr: float, contributions: bool) -> dict[str, np.ndarray]:
+        scores, per_feature = score_data(self.model_, data, self._noise())
         columns = {name: scores[name] for name in SCORE_NAMES}
         columns["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
         for name in ("neg_elbo", "reconstruction_nll"):

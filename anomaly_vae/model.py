@@ -43,7 +43,7 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # the same inputs for every member
             x = x.expand(self.weight.shape[0], *x.shape)
-        return torch.baddbmm(self.bias, x, self.weight)
+        return torch.bmm(x, self.weight).add_(self.bias)  # in place: a fresh large tensor costs page faults
 
 
 def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:
@@ -51,7 +51,7 @@ def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:
     for i, (d_in, d_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(EnsembleLinear(n_members, d_in, d_out))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -99,7 +99,8 @@ class TabularVAE(nn.Module):
         if context is not None:
             z = torch.cat([z, context.expand(*z.shape[:-1], context.shape[-1])], dim=-1)
         e, batch_shape = z.shape[0], z.shape[1:-1]
-        out = self.decoder(z.reshape(e, -1, z.shape[-1])).reshape(e, *batch_shape, -1)
+        out = self.decoder(z.reshape(e, -1, z.shape[-1]))
+        out = out.reshape(e, *batch_shape, out.shape[-1])
         c = self.config
         sizes = [c.n_numeric, *c.category_sizes, c.n_boolean, len(c.missing_features)]
         parts = list(out.split(sizes, dim=-1))

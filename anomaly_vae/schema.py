@@ -65,12 +65,12 @@ class Column:
         return len(self.categories) + 1
 
 
-def soft_clip(x: np.ndarray) -> np.ndarray:
+def soft_clip(x: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """Identity on ``[-SOFT_CLIP, SOFT_CLIP]``, logarithmic growth beyond; monotone and NaN-preserving."""
-    excess = np.abs(x) - SOFT_CLIP
-    outside = excess > 0  # few values: the logarithm is computed for those only
-    clipped = x.copy()
-    clipped[outside] = np.copysign(SOFT_CLIP + np.log1p(excess[outside]), x[outside])
+    clipped = x if in_place else x.copy()
+    outside = np.abs(clipped) > SOFT_CLIP  # few values: the logarithm is computed for those only
+    values = clipped[outside]
+    clipped[outside] = np.copysign(SOFT_CLIP + np.log1p(np.abs(values) - SOFT_CLIP), values)
     return clipped
 
 
@@ -296,20 +296,39 @@ class TabularSchema:
             row, why = next(iter(reasons.items()))
             more = f" ({len(reasons) - 1} more bad rows)" if len(reasons) > 1 else ""
             raise ValueError(f"row {row}: {why}{more}")
-        n = len(columns[self.names[0]])
+        return self._encode_rows(columns, raw, None)
+
+    def partition(self, columns: Columns) -> tuple[EncodedBatch, pd.Series]:
+        """The rows that can be encoded, encoded, and the reason for each row that cannot (as
+        :meth:`invalid_rows`): one validation pass for callers that set bad rows aside instead of failing."""
+        self.check_columns(columns)
+        raw, reasons = self._checked_numeric(columns)
+        if not reasons:
+            return self._encode_rows(columns, raw, None), pd.Series(dtype=object)
+        keep = np.ones(len(raw), dtype=bool)
+        keep[list(reasons)] = False
+        return self._encode_rows(columns, raw[keep], keep), pd.Series(reasons, dtype=object)
+
+    def _encode_rows(self, columns: Columns, raw: np.ndarray, keep: np.ndarray | None) -> EncodedBatch:
+        """Encode the rows ``keep`` (all when None) of valid columns; ``raw``: their numeric block, float64,
+        which is overwritten."""
+        n = len(raw)
         centers = np.array([c.center for c in self.of_kind(NUMERIC)])
         scales = np.array([c.scale for c in self.of_kind(NUMERIC)])
-        numeric = soft_clip((raw - centers) / scales).astype(np.float32)
+        raw -= centers
+        raw /= scales
+        numeric = np.empty(raw.shape, dtype=np.float32)  # C order whatever the order of raw
+        numeric[...] = soft_clip(raw, in_place=True)  # clipped first: a huge value must not overflow float32
         categorical = np.empty((n, len(self.of_kind(CATEGORICAL))), dtype=np.int64)
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
             lookup = {c: i + 1 for i, c in enumerate(column.categories)}
-            values = np.asarray(columns[column.name], dtype=object)
+            values = _rows(columns[column.name], keep)
             codes = np.fromiter((lookup.get(key, 0) for key in category_keys(values)), dtype=np.int64, count=n)
             codes[pd.isna(values)] = -1
             categorical[:, j] = codes
         boolean = np.empty((n, len(self.of_kind(BOOLEAN))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(BOOLEAN)):
-            values = np.asarray(columns[column.name], dtype=object)
+            values = _rows(columns[column.name], keep)
             boolean[:, j] = np.fromiter((v in _TRUE for v in values), dtype=np.float32, count=n)
             boolean[pd.isna(values), j] = np.nan
         return EncodedBatch(numeric, categorical, boolean)
@@ -381,6 +400,11 @@ def restore_dtype(values: np.ndarray, column: Column) -> pd.Series:
         return series
 
 
+def _rows(values: Any, keep: np.ndarray | None) -> np.ndarray:
+    values = np.asarray(values, dtype=object)
+    return values if keep is None else values[keep]
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
@@ -397,8 +421,8 @@ def _plain_number_block(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
     usual case, checked in one pass, not per column); None when a column needs a closer look."""
     if not arrays:
         return np.empty((n, 0))
-    if all(a.dtype.kind in "fiu" for a in arrays):
-        return np.column_stack(arrays).astype(np.float64)
+    if all(a.dtype.kind in "fiu" for a in arrays):  # stacked as rows (plain copies), returned transposed
+        return np.stack(arrays).astype(np.float64, copy=False).T
     block = np.column_stack(arrays)
     if block.dtype != object or not all(_is_plain_number(t) for t in set(map(type, block.flat))):
         return None

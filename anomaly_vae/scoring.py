@@ -58,7 +58,7 @@ def score_data(
     k, members = len(noise), model.config.n_members
     chunk = max(1, rows_per_chunk // (k * members))
     parts: list[dict[str, torch.Tensor]] = []
-    for start in range(0, len(data), chunk):
+    for start in range(0, max(len(data), 1), chunk):  # no rows: one empty chunk gives empty scores
         batch = data[start : start + chunk]
         context = () if getattr(batch, "context", None) is None else (batch.context,)  # a conditional VAE's
         mu, logvar = (t[:, None] for t in model.encode(batch.inputs, *context))  # (E, 1, n, L)

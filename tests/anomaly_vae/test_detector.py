@@ -53,6 +53,21 @@ def test_score_frame_has_the_design_columns(fitted, train_frame):
     assert (scores["p_value"].between(0, 1)).all() and (scores["kl"] >= 0).all()
 
 
+def test_score_valid_sets_bad_rows_aside_and_scores_the_rest_as_score_columns(fitted, train_frame):
+    frame = train_frame.head(40).astype({"amount": object})
+    frame.loc[3, "amount"] = "lots"
+    frame.loc[17, "duration"] = np.inf
+    scores, reasons = fitted.score_valid(frame, fpr=0.2, contributions=True)
+    assert reasons.index.tolist() == [3, 17]
+    assert "column 'amount': expected a number" in reasons[3] and "column 'duration': infinite" in reasons[17]
+    expected = fitted.score_columns(frame.drop(index=[3, 17]), fpr=0.2, contributions=True)
+    assert scores.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(scores[name], expected[name], rtol=1e-6, err_msg=name)
+    nothing, every = fitted.score_valid(frame.assign(duration=np.inf))
+    assert len(every) == 40 and all(len(values) == 0 for values in nothing.values())
+
+
 def test_score_directions_agree(fitted, train_frame):
     rows = train_frame.head(20)
     decision = fitted.decision_function(rows)
