@@ -58,7 +58,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         dropped before calibrating. 0 keeps them all (conservative thresholds).
     n_importance_samples : int
         K, the number of importance samples per record for ``neg_log_likelihood``. Scoring work grows with K;
-        on ADBench K=16 ranked records no better than the default 4 (docs/benchmarks.md).
+        on ADBench K=4 and K=16 ranked records no better than the default 2 (docs/benchmarks.md). A larger K
+        gives a tighter estimate of -log p(x).
     n_members : int
         Number of VAEs trained side by side (one batched network, different initialisations and noise);
         every score is the mean over members.
@@ -105,7 +106,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         default_score: str = "neg_log_likelihood",
         fpr: float = 0.01,
         contamination: float = 0.0,
-        n_importance_samples: int = 4,
+        n_importance_samples: int = 2,
         n_members: int = 3,
         validation_fraction: float = 0.1,
         calibration_fraction: float = 0.2,
@@ -197,7 +198,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 callbacks=callbacks,
                 progress=self.progress,
             )
-        scores, _ = score_data(self.model_, data[calibration_rows], self._noise())
+        scores, _ = score_data(self.model_, data[calibration_rows], self._noise(), per_feature=False)
         self.calibration_ = Calibration.fit({name: scores[name] for name in CALIBRATED_SCORES}, self.contamination)
         self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
         default = scores[self.default_score]
@@ -291,9 +292,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         encoded = self.schema_.encode(columns)
         return encoded, self._tensor_data(encoded)
 
-    def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        data = self._encode(X)[1]
-        return score_data(self.model_, data, self._noise())
+    def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        data = self._encode(X)[1]  # first: it checks that the detector is fitted
+        return score_data(self.model_, data, self._noise(), per_feature=False)
 
     def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
         """Every per-record score as ``{column name: array of shape (n_samples,)}``.
@@ -321,13 +322,13 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         return self._score_columns(self._tensor_data(encoded), fpr, contributions), reasons
 
     def _score_columns(self, data: TensorData, fpr: float, contributions: bool) -> dict[str, np.ndarray]:
-        scores, per_feature = score_data(self.model_, data, self._noise())
+        scores, per_feature = score_data(self.model_, data, self._noise(), per_feature=contributions)
         columns = {name: scores[name] for name in SCORE_NAMES}
         columns["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
         for name in ("neg_elbo", "reconstruction_nll"):
             columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
         columns["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
-        if contributions:
+        if per_feature is not None:  # asked for
             modelled = self.schema_.subset(context=False)
             position = {name: j for j, name in enumerate(modelled.feature_order)}
             for name in modelled.names:
@@ -385,7 +386,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError("this model has no reference profile (saved before drift monitoring existed); retrain it")
         encoded, data = self._encode(X)
         if scores is None:
-            scores = score_data(self.model_, data, self._noise())[0][self.default_score]
+            scores = score_data(self.model_, data, self._noise(), per_feature=False)[0][self.default_score]
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (len(encoded),):
             raise ValueError(f"scores has shape {scores.shape}, expected ({len(encoded)},)")

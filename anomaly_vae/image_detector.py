@@ -209,6 +209,7 @@ class ImageVAEDetector(VAEDetector):
             rows_per_chunk=max(1, _VALUES_PER_CHUNK // self.n_features_in_),
             nll_fn=lambda decoded, batch: pixel_nll(decoded, batch.inputs).flatten(-3),
         )
+        assert per_pixel is not None  # per_feature=True
         # -log of the VAE's probability of the 8-bit image (density x bin width 1/255 per value) minus
         # -log of zlib's: the log-likelihood ratio of the VAE against a generic compressor
         scores["complexity"] = complexity_nats(data.inputs)

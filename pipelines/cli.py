@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     adbench.add_argument("--subsample", type=int, help="small-data variant: first subsample each data set to N rows")
     adbench.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
     adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
-    speed = kinds.add_parser("speed", help="fit time (vs PyOD VAE), training and scoring rows/s on one thread")
+    speed = kinds.add_parser(
+        "speed", help="fit time (vs PyOD VAE), training and scoring rows/s on one thread, and on CUDA when present"
+    )
     speed.add_argument("--repeats", type=int, default=3)
     drift_bench = kinds.add_parser("drift", help="false alarms on i.i.d. windows and detection of planted shifts")
     drift_bench.add_argument("--rows", type=int, default=200_000, help="fresh i.i.d. rows per model")
@@ -229,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print(run_drift_benchmark(rows=args.rows))
         elif args.benchmark == "speed":
-            from pipelines.speed import run_speed
+            import torch
+
+            from pipelines.speed import run_device_speed, run_speed
 
             print(run_speed(repeats=args.repeats))
+            if torch.cuda.is_available():
+                print("\n" + run_device_speed("cuda"))
         elif args.benchmark == "batch":
             from pipelines.speed import run_batch_speed
 
