@@ -14,6 +14,7 @@ record's scores do not depend on the rest of its batch and repeat bit for bit.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +28,10 @@ from anomaly_vae.model import TabularVAE
 SCORE_NAMES = ("neg_elbo", "reconstruction_nll", "kl", "neg_log_likelihood")
 
 
+@functools.lru_cache(maxsize=64)
 def importance_noise(seed: int, n_samples: int, latent_dim: int) -> torch.Tensor:
-    """The fixed (K, latent_dim) standard-normal noise of a model (generated on the CPU for every device)."""
+    """The fixed (K, latent_dim) standard-normal noise of a model (generated on the CPU for every device;
+    cached, so callers must not modify it)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(n_samples, latent_dim, generator=generator)
 
@@ -62,7 +65,8 @@ def score_data(
         rows_per_chunk = 65536 if data.inputs.device.type == "cpu" else 2**22
     k, members = len(noise), model.config.n_members
     chunk = max(1, rows_per_chunk // (k * members))
-    parts: list[dict[str, torch.Tensor]] = []
+    scores: list[torch.Tensor] = []  # (4, chunk) per chunk
+    contributions: list[torch.Tensor] = []
     for start in range(0, max(len(data), 1), chunk):  # no rows: one empty chunk gives empty scores
         batch = data[start : start + chunk]
         context = () if getattr(batch, "context", None) is None else (batch.context,)  # a conditional VAE's
@@ -77,14 +81,9 @@ def score_data(
         log_weights = log_prior_ratio - reconstruction
         kl = kl_divergence(mu[:, 0], logvar[:, 0]).mean(dim=0)
         mean_reconstruction = reconstruction.mean(dim=(0, 1))
-        part = {
-            "neg_elbo": mean_reconstruction + kl,
-            "reconstruction_nll": mean_reconstruction,
-            "kl": kl,
-            "neg_log_likelihood": (math.log(k) - torch.logsumexp(log_weights, dim=1)).mean(dim=0),
-        }
+        iw_nll = (math.log(k) - torch.logsumexp(log_weights, dim=1)).mean(dim=0)
+        scores.append(torch.stack([mean_reconstruction + kl, mean_reconstruction, kl, iw_nll]))  # SCORE_NAMES
         if per_feature:
-            part["contributions"] = nll.mean(dim=(0, 1))
-        parts.append(part)
-    joined = {name: torch.cat([p[name] for p in parts]).double().cpu().numpy() for name in parts[0]}
-    return joined, joined.pop("contributions", None)
+            contributions.append(nll.mean(dim=(0, 1)))
+    joined = dict(zip(SCORE_NAMES, torch.cat(scores, dim=1).double().cpu().numpy(), strict=True))
+    return joined, torch.cat(contributions).double().cpu().numpy() if per_feature else None
