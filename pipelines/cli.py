@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", required=True, help="model URI or folder")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, help="worker processes (default: ANOMALY_VAE_WORKERS; 0 = one per CPU)")
 
     drift = commands.add_parser("drift", help="drift of a data set against the model's training profile")
     drift.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a folder")
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--model", required=True, help="model URI or folder (the same model for both servers)")
     serving.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
     serving.add_argument("--connections", type=int, default=8)
+    serving.add_argument("--workers", type=int, default=0, help="workers for the like-for-like rows (0: one per CPU)")
     mnist = kinds.add_parser("mnist", help="one-class MNIST (each digit x seed) against baselines on raw pixels")
     mnist.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
     mnist.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
@@ -127,10 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     if args.command == "serve":  # a process of its own: pipelines never import serving
-        os.execv(
+        command = [
             sys.executable,
-            [sys.executable, "-m", "serving", "--model", args.model, "--host", args.host, "--port", str(args.port)],
-        )
+            "-m",
+            "serving",
+            "--model",
+            args.model,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ]
+        os.execv(sys.executable, command + ([] if args.workers is None else ["--workers", str(args.workers)]))
     try:
         if args.command == "train":
             from pipelines.config import load_settings
@@ -245,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from pipelines.serving_speed import run_serving_speed
 
-            print(run_serving_speed(args.model, seconds=args.seconds, connections=args.connections))
+            print(
+                run_serving_speed(args.model, seconds=args.seconds, connections=args.connections, workers=args.workers)
+            )
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         logger.error("error: %s", error)
         return 2

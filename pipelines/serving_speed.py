@@ -35,23 +35,63 @@ class Run:
     cpu_ms_per_request: float
 
 
-def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8) -> str:
-    """Markdown table of both servers on ``/invocations`` (and ours on ``/v1/score``), and the ratios."""
+def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, workers: int = 0) -> str:
+    """Markdown table of both servers on ``/invocations`` (and ours on ``/v1/score``), and the ratios: each
+    at its defaults (mlflow: one worker; ours: one per CPU) and with the same number of workers.
+    ``workers``: ours at its default when 0, and that many for the like-for-like rows."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
     configure_tracking()  # servers started below inherit MLFLOW_TRACKING_URI from it
     record = load_detector(model_uri)[0].schema_.typical_record()
+    n = workers or len(os.sched_getaffinity(0))
     mlflow_cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
     ours_cmd = [sys.executable, "-m", "serving", "--model", model_uri]
     invocations, score = {"dataframe_records": [record]}, {"records": [record]}
     cases = [  # server, command, port, readiness path, endpoint, body
-        ("mlflow models serve", [*mlflow_cmd, "-p", "8131"], 8131, "/ping", "/invocations", invocations),
-        ("anomaly-vae serve", [*ours_cmd, "--port", "8132"], 8132, "/readyz", "/invocations", invocations),
-        ("anomaly-vae serve", [*ours_cmd, "--port", "8133"], 8133, "/readyz", "/v1/score", score),
+        (
+            "mlflow models serve (1 worker, its default)",
+            [*mlflow_cmd, "-p", "8131"],
+            8131,
+            "/ping",
+            "/invocations",
+            invocations,
+        ),
+        (
+            f"mlflow models serve --workers {n}",
+            [*mlflow_cmd, "-p", "8132", "-w", str(n)],
+            8132,
+            "/ping",
+            "/invocations",
+            invocations,
+        ),
+        (
+            "anomaly-vae serve --workers 1",
+            [*ours_cmd, "--port", "8133", "--workers", "1"],
+            8133,
+            "/readyz",
+            "/invocations",
+            invocations,
+        ),
+        (
+            f"anomaly-vae serve --workers {n}",
+            [*ours_cmd, "--port", "8134", "--workers", str(n)],
+            8134,
+            "/readyz",
+            "/invocations",
+            invocations,
+        ),
+        (
+            f"anomaly-vae serve --workers {n}",
+            [*ours_cmd, "--port", "8135", "--workers", str(n)],
+            8135,
+            "/readyz",
+            "/v1/score",
+            score,
+        ),
     ]
     runs = [_measure(*case, seconds, connections) for case in cases]
     lines = [
-        f"wrk -t2 -c{connections} -d{seconds}s, one record per POST, each server alone in turn.",
+        f"wrk -t2 -c{connections} -d{seconds}s, one record per POST, each server alone in turn; {n} CPUs.",
         "",
         "| server | endpoint | requests/s | p50 ms | p99 ms | errors | server CPU ms / request |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -61,11 +101,16 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8) -
             f"| {run.server} | {run.endpoint} | {run.requests_per_second:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f}"
             f" | {run.errors} | {run.cpu_ms_per_request:.3f} |"
         )
-    base = runs[0]
-    for run in runs[1:]:
+    mlflow_default, mlflow_n, ours_1, ours_n, ours_n_score = runs
+    for ours, theirs, what in (
+        (ours_n, mlflow_default, "each at its defaults"),
+        (ours_n_score, mlflow_default, "each at its defaults, ours on /v1/score"),
+        (ours_n, mlflow_n, f"{n} workers each"),
+        (ours_1, mlflow_default, "1 worker each"),
+    ):
         lines.append(
-            f"\n{run.endpoint}: {run.requests_per_second / base.requests_per_second:.1f}x the requests/s of "
-            f"`mlflow models serve`, {base.cpu_ms_per_request / run.cpu_ms_per_request:.1f}x less CPU per request."
+            f"\n{what}: {ours.requests_per_second / theirs.requests_per_second:.1f}x the requests/s of "
+            f"`mlflow models serve`, {theirs.cpu_ms_per_request / ours.cpu_ms_per_request:.1f}x less CPU per request."
         )
     return "\n".join(lines)
 

@@ -3,18 +3,18 @@
 import asyncio
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +25,7 @@ from serving.batching import ScoreBatcher
 from serving.drift import DriftMonitor
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
-from serving.openapi import ERRORS
+from serving.openapi import ERRORS, LARGEST_NUMBER
 from serving.openapi import install as install_openapi
 from serving.schemas import InvocationsRequest, InvocationsResponse, ModelDescription, ScoreRequest, ScoreResponse
 from serving.settings import Settings, get_settings
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/model", response_model=ModelDescription, responses={k: ERRORS[k] for k in (401, 503)})
     async def describe(_: Auth, model: Model) -> ModelDescription:
@@ -240,7 +240,7 @@ async def _read_json(request: Request, limit: int) -> Any:
     except UnicodeDecodeError:
         raise ApiError(400, ["body"], "request body is not valid UTF-8", "invalid_encoding") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_bounded_float, parse_int=_bounded_int)
     except json.JSONDecodeError as error:
         raise ApiError(
             400, ["body"], f"invalid JSON at line {error.lineno} column {error.colno}", "invalid_json"
@@ -253,9 +253,16 @@ def _reject_constant(token: str) -> float:
     raise ApiError(422, ["body"], f"{token} is not a JSON number; send null for a missing value", "non_finite")
 
 
-def _finite_float(text: str) -> float:
+def _bounded_float(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value):
+    if abs(value) >= 1e307 and abs(Decimal(text)) > LARGEST_NUMBER:  # exactly as the published bound reads
+        raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 300 and abs(value) > LARGEST_NUMBER:
         raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
     return value
 

@@ -23,6 +23,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+from prometheus_client import Gauge
 
 from anomaly_vae.profile import DriftReport
 from serving.metrics import Metrics
@@ -41,7 +42,7 @@ class DriftMonitor:
         self._chunks: deque[tuple[dict[str, np.ndarray], np.ndarray]] = deque()
         self._buffered = self._since_last = 0
         self._model: LoadedModel | None = None
-        self._exported: set[str] = set()
+        self._exported: dict[str, list[Gauge]] = {}  # feature -> its series
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         self._running: Future[None] | None = None
 
@@ -113,16 +114,19 @@ class DriftMonitor:
     def _publish_features(self, report: DriftReport | None) -> None:
         """Per-feature series for at most ``max_features`` features: those with the highest PSI."""
         m = self.metrics
-        families = (m.drift_feature_psi, m.drift_feature_ks, m.drift_feature_js, m.drift_feature_missing_delta)
         chosen = [] if report is None else sorted(report.features, key=lambda f: -f.psi)[: self.max_features]
-        for name in self._exported - {f.name for f in chosen}:
-            for family in families:
-                family.remove(name)  # no error for a series that does not exist (KS: numeric, JS: categorical)
+        exported: dict[str, list[Gauge]] = {}
         for feature in chosen:
-            m.drift_feature_psi.labels(feature.name).set(feature.psi)
-            m.drift_feature_missing_delta.labels(feature.name).set(feature.missing_delta)
-            if feature.ks is not None:
-                m.drift_feature_ks.labels(feature.name).set(feature.ks)
-            if feature.js is not None:
-                m.drift_feature_js.labels(feature.name).set(feature.js)
-        self._exported = {f.name for f in chosen}
+            values = {m.drift_feature_psi: feature.psi, m.drift_feature_missing_delta: feature.missing_delta}
+            if feature.ks is not None:  # numeric features
+                values[m.drift_feature_ks] = feature.ks
+            if feature.js is not None:  # categorical ones
+                values[m.drift_feature_js] = feature.js
+            for family, value in values.items():
+                family.labels(feature.name).set(value)
+            exported[feature.name] = list(values)
+        for name in self._exported.keys() - exported.keys():
+            for family in self._exported[name]:  # NaN first: in multiprocess mode a removed series keeps its value
+                family.labels(name).set(math.nan)
+                family.remove(name)
+        self._exported = exported

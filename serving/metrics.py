@@ -1,13 +1,19 @@
 """Every Prometheus metric the service exports. Base units, ``_total`` counters, bounded labels.
 
-The service runs one uvicorn worker per process (scale out with replicas): the model lives in the
-process, so several workers would each hold a copy, and per-process counters would need
-prometheus-client's multiprocess mode to add up.
+With several worker processes (``serving/__main__.py``) the metrics are prometheus-client's
+multiprocess mode: each worker writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape,
+whichever worker answers it, adds up counters and histograms of all of them. Each gauge says how its
+workers' values combine (``multiprocess_mode``; the "live" modes forget a worker that ended). Those
+files keep a series that is removed, so a series is set to its neutral value before it is removed (0
+for the model info, NaN for a drift statistic); with one process, removal is all that shows.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import functools
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 SCORE_BUCKETS = (0, 5, 10, 20, 30, 50, 75, 100, 150, 250, 500, 1000)
@@ -42,7 +48,11 @@ class Metrics:
             "anomaly_vae_p_value", "Conformal p-value of scored records.", buckets=P_VALUE_BUCKETS, registry=r
         )
         self.model_info = Gauge(
-            "anomaly_vae_model_info", "The model being served (value 1).", ["name", "version"], registry=r
+            "anomaly_vae_model_info",
+            "The model being served (value 1).",
+            ["name", "version"],
+            registry=r,
+            multiprocess_mode="livemax",  # 1 while any worker serves that version
         )
         self.reloads = Counter("anomaly_vae_reload_attempts_total", "Attempts to load a new model version.", registry=r)
         self.reload_failures = Counter(
@@ -51,7 +61,12 @@ class Metrics:
         self.registry_errors = Counter(
             "anomaly_vae_registry_errors_total", "Registry alias checks that failed (registry unreachable).", registry=r
         )
-        self.in_flight = Gauge("anomaly_vae_requests_in_flight", "Scoring requests being served now.", registry=r)
+        self.in_flight = Gauge(
+            "anomaly_vae_requests_in_flight",
+            "Scoring requests being served now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.shed = Counter(
             "anomaly_vae_requests_shed_total",
             "Scoring requests refused with 503 because ANOMALY_VAE_MAX_IN_FLIGHT were in flight.",
@@ -60,56 +75,60 @@ class Metrics:
         )
         self._drift_metrics(r)
 
+    def render(self) -> bytes:
+        """The exposition text: this process's registry, or every worker's files in multiprocess mode."""
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
     def _drift_metrics(self, r: CollectorRegistry) -> None:
-        """Drift over the last window of scored records (serving/drift.py); feature series are capped."""
+        """Drift over the last window of scored records (serving/drift.py); feature series are capped. With
+        several workers, each computes windows of the records it scored; the last window computed wins."""
         feature = ["feature"]
-        self.drift_feature_psi = Gauge(
-            "anomaly_vae_drift_feature_psi", "Population stability index of a feature.", feature, registry=r
+        gauge = functools.partial(Gauge, registry=r, multiprocess_mode="livemostrecent")
+        self.drift_feature_psi = gauge(
+            "anomaly_vae_drift_feature_psi", "Population stability index of a feature.", feature
         )
-        self.drift_feature_ks = Gauge(
-            "anomaly_vae_drift_feature_ks", "Kolmogorov-Smirnov distance of a numeric feature.", feature, registry=r
+        self.drift_feature_ks = gauge(
+            "anomaly_vae_drift_feature_ks", "Kolmogorov-Smirnov distance of a numeric feature.", feature
         )
-        self.drift_feature_js = Gauge(
-            "anomaly_vae_drift_feature_js", "Jensen-Shannon distance of a categorical feature.", feature, registry=r
+        self.drift_feature_js = gauge(
+            "anomaly_vae_drift_feature_js", "Jensen-Shannon distance of a categorical feature.", feature
         )
-        self.drift_feature_missing_delta = Gauge(
+        self.drift_feature_missing_delta = gauge(
             "anomaly_vae_drift_feature_missing_delta",
             "Missing rate of a feature minus its training missing rate.",
             feature,
-            registry=r,
         )
-        self.drift_feature_psi_max = Gauge(
-            "anomaly_vae_drift_feature_psi_max", "Highest feature PSI, over all features.", registry=r
+        self.drift_feature_psi_max = gauge(
+            "anomaly_vae_drift_feature_psi_max", "Highest feature PSI, over all features."
         )
-        self.drift_features_drifted = Gauge(
-            "anomaly_vae_drift_features_drifted", "Features over the PSI or missing-rate threshold.", registry=r
+        self.drift_features_drifted = gauge(
+            "anomaly_vae_drift_features_drifted", "Features over the PSI or missing-rate threshold."
         )
-        self.drift_score_psi = Gauge(
-            "anomaly_vae_drift_score_psi", "PSI of the default score against calibration.", registry=r
+        self.drift_score_psi = gauge("anomaly_vae_drift_score_psi", "PSI of the default score against calibration.")
+        self.drift_score_ks = gauge(
+            "anomaly_vae_drift_score_ks", "KS distance of the default score against calibration."
         )
-        self.drift_score_ks = Gauge(
-            "anomaly_vae_drift_score_ks", "KS distance of the default score against calibration.", registry=r
+        self.drift_outlier_rate = gauge(
+            "anomaly_vae_drift_outlier_rate", "Share of the window flagged at the model's fpr."
         )
-        self.drift_outlier_rate = Gauge(
-            "anomaly_vae_drift_outlier_rate", "Share of the window flagged at the model's fpr.", registry=r
+        self.drift_expected_outlier_rate = gauge(
+            "anomaly_vae_drift_expected_outlier_rate", "Calibrated outlier rate at the model's fpr."
         )
-        self.drift_expected_outlier_rate = Gauge(
-            "anomaly_vae_drift_expected_outlier_rate", "Calibrated outlier rate at the model's fpr.", registry=r
-        )
-        self.drift_outlier_p_value = Gauge(
+        self.drift_outlier_p_value = gauge(
             "anomaly_vae_drift_outlier_p_value",
             "Chance of at least the window's outlier count if nothing changed.",
-            registry=r,
         )
-        self.drift_latent = Gauge(
-            "anomaly_vae_drift_latent", "KL (nats) of the window's latent codes from the training codes.", registry=r
+        self.drift_latent = gauge(
+            "anomaly_vae_drift_latent", "KL (nats) of the window's latent codes from the training codes."
         )
-        self.drift_alarm = Gauge(
-            "anomaly_vae_drift_alarm", "1 when a statistic of the last window crossed its threshold.", registry=r
+        self.drift_alarm = gauge(
+            "anomaly_vae_drift_alarm", "1 when a statistic of the last window crossed its threshold."
         )
-        self.drift_available = Gauge(
-            "anomaly_vae_drift_available", "1 when the served model has a reference profile.", registry=r
-        )
+        self.drift_available = gauge("anomaly_vae_drift_available", "1 when the served model has a reference profile.")
         self.drift_windows = Counter("anomaly_vae_drift_windows_total", "Drift windows computed.", registry=r)
         self.drift_windows_skipped = Counter(
             "anomaly_vae_drift_windows_skipped_total", "Windows skipped while the last one still ran.", registry=r

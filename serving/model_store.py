@@ -103,7 +103,8 @@ class ModelStore:
         return True
 
     def _swap(self, model: LoadedModel) -> None:
-        if self.current is not None:
+        if self.current is not None:  # 0 first: in multiprocess mode a removed series keeps its last value
+            self.metrics.model_info.labels(self.current.name, self.current.version).set(0)
             self.metrics.model_info.remove(self.current.name, self.current.version)
         self.current = model
         self.metrics.model_info.labels(model.name, model.version).set(1)

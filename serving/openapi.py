@@ -5,6 +5,7 @@ served model's columns, so that a request valid under the published schema is on
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,6 +23,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {**_ERROR, "description": "Model not loaded yet, or too many requests in flight (see Retry-After)"},
 }
 _LARGEST = sys.float_info.max
+# The bound as JSON Schema reads it (the decimal number printed, 1.7976931348623157e+308): the service
+# refuses any number beyond it, compared exactly, so that schema and service agree to the last digit.
+LARGEST_NUMBER = Decimal(repr(_LARGEST))
 _BOOLEAN_VALUES = [True, False, 1, 0, "true", "True", "TRUE", "1", "false", "False", "FALSE", "0", None]
 
 

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     auth_token: SecretStr | None = Field(None, description="when set, requests need 'Authorization: Bearer ...'")
     reload_interval_seconds: float = Field(30.0, ge=0, description="registry alias check period; 0 = never")
     drain_seconds: float = Field(5.0, ge=0, description="after SIGTERM: seconds of 503 readiness before stopping")
+    workers: int = Field(0, ge=0, description="worker processes sharing the port; 0 = one per CPU available")
     device: str = "cpu"
     drift_window: int = Field(1000, ge=0, description="records per drift window; 0 = no live drift")
     drift_step: int = Field(250, ge=1, description="new records between two drift windows")
