@@ -25,6 +25,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -58,6 +59,11 @@ def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket]
     # concurrent requests, so each request runs on one thread.
     torch.set_num_threads(1)
     app = create_app(settings)
+    if sockets is not None:  # a shared port: load first, or the kernel may hand requests to a worker still loading
+        try:
+            app.state.store.load_initial()
+        except Exception as error:  # the app's own loop retries, answering 503 meanwhile
+            logging.getLogger(__name__).error("model %s failed to load: %s", settings.model_uri, error)
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="warning")
     DrainingServer(config, app, settings.drain_seconds).run(sockets=sockets)
 
@@ -72,7 +78,8 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # prometheus-client reads it when a worker imports it
     listener = uvicorn.Config("", host=host, port=port).bind_socket()  # the socket as uvicorn binds it
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no torch state copied by fork
-    children = [spawn.Process(target=serve, args=(settings, host, port, [listener])) for _ in range(workers)]
+    arguments = (settings, host, port, listener, os.getpid())
+    children = [spawn.Process(target=_worker, args=arguments) for _ in range(workers)]
     for child in children:
         child.start()
     stopping = False
@@ -101,6 +108,18 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)
     if failed:
         raise SystemExit(1)
+
+
+def _worker(settings: Settings, host: str, port: int, listener: socket.socket, supervisor: int) -> None:
+    threading.Thread(target=_stop_with, args=(supervisor,), daemon=True).start()
+    serve(settings, host, port, [listener])
+
+
+def _stop_with(supervisor: int) -> None:
+    """A worker whose supervisor died (a SIGKILL gives it no chance to tell) drains and stops."""
+    while os.getppid() == supervisor:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def available_cpus() -> int:

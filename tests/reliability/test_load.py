@@ -31,7 +31,8 @@ def test_constant_rate_for_a_minute_without_errors(tiny_model):
 
 def test_overload_at_twice_capacity_is_shed_fast_and_the_server_recovers(tiny_model):
     big = body(1000)
-    with serve(tiny_model, max_in_flight="4") as (url, _):
+    # admission control is per worker: one worker, so that capacity and the limit refer to the same process
+    with serve(tiny_model, max_in_flight="4", workers="1") as (url, _):
         endpoint = f"{url}/v1/score"
         limit = capacity(endpoint, big)
         overload = constant_rate(endpoint, big, 2 * limit, 15)

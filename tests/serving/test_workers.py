@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -49,6 +50,27 @@ def test_two_workers_share_the_port_and_their_metrics(model_folder, train_frame,
         assert 'anomaly_vae_requests_total{endpoint="/v1/score",status="200"} 60.0' in text
         assert 'anomaly_vae_model_info{name="model",version="local"} 1.0' in text
         assert "anomaly_vae_requests_in_flight 0.0" in text
+
+
+def test_workers_stop_when_the_supervisor_is_killed(model_folder):
+    port = free_port()
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--model", str(model_folder), "--workers", "2"]
+    process = subprocess.Popen([*command, "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            wait_until_ready(client, alive=lambda: process.poll() is None)
+    finally:
+        process.kill()  # SIGKILL: the supervisor cannot tell its workers
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:  # the orphaned workers notice, drain and stop: the port closes
+        try:
+            httpx.get(f"{url}/healthz", timeout=2)
+        except httpx.TransportError:
+            break
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.5)
 
 
 def test_available_cpus_is_at_least_one_and_at_most_the_affinity():
