@@ -43,7 +43,7 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # the same inputs for every member
             x = x.expand(self.weight.shape[0], *x.shape)
-        return torch.bmm(x, self.weight).add_(self.bias)  # in place: a fresh large tensor costs page faults
+        return torch.bmm(x, self.weight).add_(self.bias)  # in place: a fresh large tensor costs more than the add
 
 
 def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:
