@@ -40,17 +40,17 @@ def metric(text: str, name: str) -> float:
 def test_killed_registry_keeps_the_model_serving_and_counts_failed_checks(model_folder, train_frame, tmp_path):
     rows = {"records": json.loads(train_frame.head(3).to_json(orient="records"))}
     with mlflow_server_process(tmp_path) as (url, registry):
+        detector = shutil.copytree(model_folder, tmp_path / DETECTOR_ARTIFACT)  # MLflow keeps the folder's name
+        tracking = {**os.environ, "MLFLOW_TRACKING_URI": url}
+        register = [sys.executable, "-c", REGISTER, str(detector)]  # with MLflow's default retries
+        subprocess.run(register, env={**tracking, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, check=True)
         env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": url,
+            **tracking,
             # what the docs advise for serving: fail a registry check fast instead of retrying for minutes
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
             "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
             "ANOMALY_VAE_RELOAD_INTERVAL_SECONDS": "0.2",
         }
-        detector = shutil.copytree(model_folder, tmp_path / DETECTOR_ARTIFACT)  # MLflow keeps the folder's name
-        register = [sys.executable, "-c", REGISTER, str(detector)]
-        subprocess.run(register, env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, check=True)
         port = free_port()
         command = [sys.executable, "-m", "pipelines.cli", "serve", "--model", "models:/outage@champion"]
         service = subprocess.Popen([*command, "--port", str(port)], env=env, cwd=tmp_path)
