@@ -1,8 +1,9 @@
 """The MLflow server dies while the service follows its alias: scoring and readiness carry on, and each
 failed registry check is counted (not mistaken for a broken model version).
 
-Everything MLflow runs in processes of its own (the server, the registration, the service), so nothing
-here depends on MLflow's process-wide URIs that other tests set."""
+Everything MLflow runs in processes of its own (the server, the registration, the service), given both
+MLflow URIs explicitly: earlier tests leave MLflow's process-wide URIs set, and ``MLFLOW_REGISTRY_URI`` in
+the environment that subprocesses inherit."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_killed_registry_keeps_the_model_serving_and_counts_failed_checks(model_
     rows = {"records": json.loads(train_frame.head(3).to_json(orient="records"))}
     with mlflow_server_process(tmp_path) as (url, registry):
         detector = shutil.copytree(model_folder, tmp_path / DETECTOR_ARTIFACT)  # MLflow keeps the folder's name
-        tracking = {**os.environ, "MLFLOW_TRACKING_URI": url}
+        tracking = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_REGISTRY_URI": url}  # over what others set
         register = [sys.executable, "-c", REGISTER, str(detector)]  # with MLflow's default retries
         subprocess.run(register, env={**tracking, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, check=True)
         env = {
