@@ -7,7 +7,7 @@ import argparse
 import logging
 
 from serving.settings import Settings
-from serving.workers import available_cpus, serve, supervise
+from serving.workers import LOG_FORMAT, available_cpus, serve, supervise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, help="worker processes (default: ANOMALY_VAE_WORKERS; 0 = one per CPU)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings(model_uri=args.model) if args.model else Settings()  # type: ignore[call-arg]
     workers = (settings.workers if args.workers is None else args.workers) or available_cpus()
     if workers == 1:

@@ -255,16 +255,21 @@ def _reject_constant(token: str) -> float:
 
 def _bounded_float(text: str) -> float:
     value = float(text)
-    if abs(value) >= 1e307 and abs(Decimal(text)) > LARGEST_NUMBER:  # exactly as the published bound reads
-        raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
+    if abs(value) >= 1e307:  # exactly as the published bound reads
+        _check_range(Decimal(text))
     return value
 
 
 def _bounded_int(text: str) -> int:
     value = int(text)
-    if len(text) > 300 and abs(value) > LARGEST_NUMBER:
-        raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
+    if len(text) > 300:
+        _check_range(Decimal(value))
     return value
+
+
+def _check_range(value: Decimal) -> None:
+    if abs(value) > LARGEST_NUMBER:
+        raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
 
 
 def _validated(schema: type[BaseModel], data: Any) -> Any:

@@ -1,6 +1,6 @@
 """Every Prometheus metric the service exports. Base units, ``_total`` counters, bounded labels.
 
-With several worker processes (``serving/__main__.py``) the metrics are prometheus-client's
+With several worker processes (``serving/workers.py``) the metrics are prometheus-client's
 multiprocess mode: each worker writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape,
 whichever worker answers it, adds up counters and histograms of all of them. Each gauge says how its
 workers' values combine (``multiprocess_mode``; the "live" modes forget a worker that ended). Those

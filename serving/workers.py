@@ -36,6 +36,8 @@ from fastapi import FastAPI
 from serving.app import create_app
 from serving.settings import Settings
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
@@ -54,7 +56,6 @@ class DrainingServer(uvicorn.Server):
 
 def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
     """One worker: the app under uvicorn, on ``sockets`` when given (shared with the other workers)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One request is a few small matrix products: intra-op threads only contend with each other across
     # concurrent requests, so each request runs on one thread.
     torch.set_num_threads(1)
@@ -111,6 +112,7 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> None:
 
 
 def _worker(settings: Settings, host: str, port: int, listener: socket.socket, supervisor: int) -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a fresh interpreter
     threading.Thread(target=_stop_with, args=(supervisor,), daemon=True).start()
     serve(settings, host, port, [listener])
 
