@@ -268,7 +268,7 @@ def _bounded_int(text: str) -> int:
 
 
 def _check_range(value: Decimal) -> None:
-    if abs(value) > LARGEST_NUMBER:
+    if value.copy_abs() > LARGEST_NUMBER:  # copy_abs: exact (abs() rounds to 28 digits)
         raise ApiError(422, ["body"], "a number is out of range for a 64-bit float", "non_finite")
 
 

@@ -87,6 +87,12 @@ def bad_cases(frame: pd.DataFrame) -> list[tuple[str, bytes, int, str]]:
             422,
             "out of range",
         ),
+        (  # the same as a decimal fraction, longer than Decimal's default precision of 28 digits
+            "number just past the schema's bound",
+            re.sub(rb'"load":[^,]+', b'"load":1.7976931348623157' + b"0" * 30 + b"1e308", text, count=1),
+            422,
+            "out of range",
+        ),
         ("string in a number field", body({"records": [{**good[0], "amount": MARKER}]}), 422, "column 'amount'"),
         ("missing column", body({"records": [{k: v for k, v in good[0].items() if k != "tier"}]}), 422, "tier"),
         ("extra column", body({"records": [{**good[0], MARKER[:8]: 1}]}), 422, "unknown column"),
@@ -110,8 +116,15 @@ def bad_cases(frame: pd.DataFrame) -> list[tuple[str, bytes, int, str]]:
     ]
 
 
+CORPUS_SIZE = 27  # the cases of bad_cases; checked below, so that an added case is also run
+
+
+def test_every_case_of_the_corpus_is_run(train_frame):
+    assert len(bad_cases(train_frame)) == CORPUS_SIZE
+
+
 @pytest.mark.parametrize("endpoint", ["/v1/score", "/invocations"])
-@pytest.mark.parametrize("case", range(25))
+@pytest.mark.parametrize("case", range(CORPUS_SIZE))
 def test_bad_input_is_a_4xx_naming_the_field_without_echo(server, train_frame, case, endpoint):
     client, _ = server
     name, payload, status, fragment = bad_cases(train_frame)[case]
