@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,9 +23,21 @@ import torch
 from anomaly_vae import VAEDetector
 from pipelines.synthetic import mixed_frame
 
-__all__ = ["TINY", "assert_scores_close", "mixed_frame"]
+__all__ = ["TINY", "assert_scores_close", "mixed_frame", "system_tool"]
 
 TINY = {"hidden": (32, 16), "max_steps": 400, "kl_warmup_steps": 50}  # for tests that need any fitted model
+
+
+def system_tool(name: str, package: str) -> str:
+    """The path of a command-line tool from a system package. Missing: the test skips, naming the package
+    to install; with ``ANOMALY_VAE_REQUIRE_SYSTEM_TOOLS=1`` (set by .ci/run) it fails instead."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not found: install Debian's {package} package (apt-get install -y {package})"
+    if os.environ.get("ANOMALY_VAE_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

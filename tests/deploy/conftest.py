@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +17,6 @@ from tests.conftest import mixed_frame
 from tests.serving.conftest import model_folder, running  # noqa: F401  (model_folder is a fixture)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-
-
-def tool(name: str) -> str:
-    """The path of a command-line tool the deploy checks need; a clear failure when it is missing."""
-    path = shutil.which(name)
-    assert path, f"{name} not found: install Debian's prometheus package (apt-get install -y prometheus)"
-    return path
 
 
 class Traffic:

@@ -14,7 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, Traffic, tool
+from tests.conftest import system_tool
+from tests.deploy.conftest import DEPLOY, Traffic
 from tests.deploy.test_dashboard import queries
 from tests.serving.conftest import free_port
 
@@ -22,7 +23,9 @@ PROMETHEUS = DEPLOY / "prometheus"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("promtool"), *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [system_tool("promtool", "prometheus"), *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_promtool_accepts_the_config_and_every_rule_file():
@@ -56,6 +59,7 @@ def test_the_issue_s_alerts_exist():
 def prometheus(traffic: Traffic, tmp_path_factory) -> Iterator[httpx.Client]:
     """Prometheus with deploy/'s config, scraping the service every second: only the targets and the
     intervals differ; the rule files are deploy/'s own (the alerts/ folder is linked, not copied)."""
+    binary = system_tool("prometheus", "prometheus")
     folder = tmp_path_factory.mktemp("prometheus")
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     port = free_port()
@@ -68,7 +72,7 @@ def prometheus(traffic: Traffic, tmp_path_factory) -> Iterator[httpx.Client]:
     log = (folder / "prometheus.log").open("w")
     process = subprocess.Popen(
         [
-            tool("prometheus"),
+            binary,
             f"--config.file={folder / 'prometheus.yml'}",
             f"--storage.tsdb.path={folder / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

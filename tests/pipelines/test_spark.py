@@ -13,11 +13,12 @@ from pipelines.config import validate
 from pipelines.registry import load_detector
 from pipelines.spark import SCORE_TYPES, score_spark
 from pipelines.train import train_and_register
-from tests.conftest import assert_scores_close, mixed_frame
+from tests.conftest import assert_scores_close, mixed_frame, system_tool
 
 
 @pytest.fixture(scope="module")
 def spark():
+    system_tool("java", "default-jre-headless")  # Spark runs on a JVM
     os.environ["PYSPARK_PYTHON"] = sys.executable  # workers run this environment's Python
     session = (
         SparkSession.builder.master("local[2]")
