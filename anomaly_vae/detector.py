@@ -30,6 +30,7 @@ from anomaly_vae.training import Callback, History, TrainConfig, train
 logger = logging.getLogger(__name__)
 
 CALIBRATED_SCORES = ("neg_log_likelihood", "neg_elbo", "reconstruction_nll")
+MIN_FIT_ROWS = 20  # the fewest rows fit accepts: about 14 to train on, 2 to validate, 4 to calibrate
 
 
 class VAEDetector(OutlierMixin, BaseEstimator):
@@ -168,8 +169,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """
         self._check_params()
         frame = frame_from_input(X)
-        if len(frame) < 20:
-            raise ValueError(f"X has {len(frame)} rows; at least 20 are needed to train and calibrate")
+        if len(frame) < MIN_FIT_ROWS:
+            raise ValueError(
+                f"fit needs at least {MIN_FIT_ROWS} rows (training, validation and calibration rows), "
+                f"got n_samples={len(frame)}"
+            )
         self.seed_ = int(np.random.SeedSequence(self.random_state).generate_state(1)[0] & 0x7FFFFFFF)
         self.device_ = _resolve_device(self.device)
         self.schema_ = TabularSchema.fit(
@@ -185,8 +189,6 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         data = self._tensor_data(encoded)
         parts = split_rows(frame, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
         train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
-        if min(len(p) for p in parts) == 0:
-            raise ValueError("a split came out empty: give more rows or larger validation/calibration fractions")
         with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
             torch.manual_seed(self.seed_)
             self.model_ = TabularVAE(self.config_).to(self.device_)

@@ -71,6 +71,16 @@ def overlay(images: np.ndarray, maps: np.ndarray, vmax: float | None = None, alp
     return np.clip((1.0 - weight) * gray + weight * colours, 0.0, 1.0)
 
 
+def upscale(pictures: np.ndarray, min_side: int) -> np.ndarray:
+    """(N, H, W, ...) pictures enlarged by the smallest whole factor that makes both sides at least
+    ``min_side`` pixels, each pixel repeated as a block (nearest neighbour: no smoothing, so a pixel's value
+    stays readable); pictures already that large come back unchanged."""
+    factor = -(-min_side // min(pictures.shape[1:3]))  # ceiling division
+    if factor <= 1:
+        return pictures
+    return np.repeat(np.repeat(pictures, factor, axis=1), factor, axis=2)
+
+
 def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
     """Tile rows of (N, H, W, 3) pictures (floats in [0, 1]) into one (H', W', 3) uint8 picture."""
     n, height, width = rows[0].shape[:3]

@@ -32,8 +32,12 @@ class Result:
 
 
 def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Resample to 1,000..10,000 rows, stratified 70/30 split, MinMax scaling fitted on the training part."""
-    rng = np.random.default_rng(seed)
+    """Resample to 1,000..10,000 rows, stratified 70/30 split, MinMax scaling fitted on the training part.
+
+    The resampling draws from ``np.random.RandomState(seed)``, the generator of the reference protocol,
+    so the rows (and the baselines' scores) are those of ``pyod_baselines_auroc.csv``.
+    """
+    rng = np.random.RandomState(seed)
     if len(X) < 1000:
         index = rng.choice(len(X), 1000, replace=True)
         X, y = X[index], y[index]

@@ -1,9 +1,10 @@
 """`anomaly-vae score`: batch scoring of CSV or Parquet data, chunk by chunk, losing nothing.
 
 Every input row ends up either in the output (with its scores) or in the rejects file (with its row
-number and the reason), and the manifest checks that the two add up to the input. Files are written
-under temporary names and renamed when complete: a killed job leaves no partial output, and a rerun
-writes the same bytes.
+number, id columns and the reason), and the manifest checks that the two add up to the input. Files are
+written under temporary names and renamed when complete: a killed job leaves no partial output, and a
+rerun writes the same bytes. A job that rejects more than ``max_reject_fraction`` of its rows, or scores
+none, still writes everything and then raises :class:`TooManyRejects`, so a scheduler sees a failure.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,10 +25,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from pipelines.data import count_rows, is_parquet, read_chunks
+from pipelines.data import count_rows, is_parquet, no_rows, read_chunks
 from pipelines.registry import load_detector
 
 logger = logging.getLogger(__name__)
+# Above this share of rejected rows the cause is a broken column or feed rather than a few bad records.
+MAX_REJECT_FRACTION = 0.05
+
+
+class TooManyRejects(RuntimeError):
+    """More rows were rejected than allowed, or none scored; the outputs and the manifest are written."""
+
+    def __init__(self, message: str, manifest: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.manifest = manifest
 
 
 class AtomicTable:
@@ -36,9 +47,10 @@ class AtomicTable:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        os.close(handle)
-        self.temporary = Path(name)
+        # Created like any file a tool writes (permissions from the umask; tempfile.mkstemp would make it
+        # private), under a name no other job uses.
+        self.temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
+        self.temporary.open("x").close()
         self.parquet = path.suffix.lower() in {".parquet", ".pq"}
         self.writer: pq.ParquetWriter | None = None
         self.started = False
@@ -78,12 +90,17 @@ def score_file(
     fpr: float | None = None,
     contributions: int = 0,
     chunk_rows: int = 100_000,
+    max_reject_fraction: float = MAX_REJECT_FRACTION,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score ``input_path`` into ``output_path``; rejects and a manifest go beside it. Returns the manifest.
 
     ``contributions``: add the top-K columns by contribution per row (``top1_column``, ``top1_nats``, ...).
+    Raises :class:`TooManyRejects` (after writing every file) when more than ``max_reject_fraction`` of the
+    rows were rejected or none was scored.
     """
+    if not 0 <= max_reject_fraction <= 1:
+        raise ValueError(f"max_reject_fraction must be in [0, 1], got: {max_reject_fraction}")
     start = time.perf_counter()
     detector, identity = load_detector(model)
     # One record scored first: without it a rerun sometimes differed from the first run in its first chunk
@@ -105,6 +122,8 @@ def score_file(
         ):
             written: Future[None] | None = None
             for chunk in _prefetched(read_chunks(Path(input_path), chunk_rows)):
+                if not len(chunk):  # a header-only CSV or an empty Parquet part
+                    continue
                 absent_ids = [c for c in id_columns if c not in chunk.columns]
                 if absent_ids:
                     raise ValueError(f"id column(s) not in the input: {absent_ids}")
@@ -116,7 +135,13 @@ def score_file(
                     scores, reasons = detector.score_valid(chunk[names], fpr=fpr, contributions=contributions > 0)
                 good = np.ones(len(chunk), dtype=bool)
                 good[reasons.index.to_numpy(dtype=int)] = False
-                rejected = pd.DataFrame({"row": rows[~good], "reason": reasons.to_numpy(dtype=str)})
+                rejected = pd.DataFrame(
+                    {
+                        "row": rows[~good],
+                        **{c: chunk[c].to_numpy()[~good] for c in id_columns},
+                        "reason": reasons.to_numpy(dtype=str),
+                    }
+                )
                 frame = None
                 if good.any():
                     frame = _output_frame(chunk.loc[good, list(id_columns)], rows[good], scores, contributions)
@@ -131,21 +156,28 @@ def score_file(
                 bar.update(len(chunk))
             if written is not None:
                 written.result()
+        if not counts["rows_in"]:
+            raise no_rows(input_path)
         if counts["rows_scored"] + counts["rows_rejected"] != counts["rows_in"]:
             raise RuntimeError(f"row counts do not reconcile: {counts}")
         output.commit(pd.DataFrame(columns=columns_out or ["row", *id_columns]))
-        rejects.commit(pd.DataFrame({"row": pd.Series(dtype=np.int64), "reason": pd.Series(dtype=str)}))
+        rejects.commit(pd.DataFrame({"row": pd.Series(dtype=np.int64), **{c: [] for c in id_columns}, "reason": []}))
     except BaseException:
         output.abort()
         rejects.abort()
         raise
     seconds = time.perf_counter() - start
+    failure = _failure(counts, max_reject_fraction, rejects_path)
     manifest = {
         "input": str(input_path),
         "output": str(output_path),
         "rejects": str(rejects_path),
         "model": identity,
+        "status": "failed" if failure else "succeeded",
+        "failure": failure,
         **counts,
+        "reject_fraction": round(counts["rows_rejected"] / counts["rows_in"], 6),
+        "max_reject_fraction": max_reject_fraction,
         "fpr": detector.fpr if fpr is None else fpr,
         "seconds": round(seconds, 3),
         "rows_per_second": round(counts["rows_in"] / seconds, 1) if seconds else None,
@@ -160,7 +192,22 @@ def score_file(
         counts["outliers"],
         output_path,
     )
+    if failure:
+        raise TooManyRejects(failure, manifest)
     return manifest
+
+
+def _failure(counts: dict[str, int], max_reject_fraction: float, rejects_path: Path) -> str | None:
+    """Why the job failed, or None: nothing scored, or more rows rejected than allowed."""
+    rejected, total = counts["rows_rejected"], counts["rows_in"]
+    if not counts["rows_scored"]:
+        return f"no row was scored: all {total} rejected (reasons in {rejects_path})"
+    if rejected / total > max_reject_fraction:
+        return (
+            f"{rejected} of {total} rows rejected ({rejected / total:.2%}), more than the maximum "
+            f"{max_reject_fraction:.2%} (reasons in {rejects_path})"
+        )
+    return None
 
 
 def _prefetched(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

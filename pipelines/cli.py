@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the K columns that contributed most to each row's score",
     )
     score.add_argument("--chunk-rows", type=int, default=100_000, help="rows read and scored at a time")
+    score.add_argument(
+        "--max-reject-fraction",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="fail (exit 1, after writing every file) when more than this share of rows is rejected (default 0.05)",
+    )
 
     sample = commands.add_parser("sample", help="draw synthetic records from a model; compare them with data")
     sample.add_argument("--model", required=True, help="model URI or folder")
@@ -64,11 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--compare", type=Path, help="data (CSV, Parquet) to compare the samples with")
     sample.add_argument("--report", type=Path, help="with --compare: the comparison plot (.png) and .json numbers")
 
+    # the same options as `python -m serving` (serving/__main__.py), which this command runs
     serve = commands.add_parser("serve", help="serve a model over HTTP (FastAPI + uvicorn)")
-    serve.add_argument("--model", required=True, help="model URI or folder")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, help="worker processes (default: ANOMALY_VAE_WORKERS; 0 = one per CPU)")
+    serve.add_argument(
+        "--model",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a model folder (default: ANOMALY_VAE_MODEL_URI)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port (default: ANOMALY_VAE_WORKERS, else 0 = one per CPU available)",
+    )
 
     drift = commands.add_parser("drift", help="drift of a data set against the model's training profile")
     drift.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a folder")
@@ -95,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     drift_bench.add_argument("--rows", type=int, default=200_000, help="fresh i.i.d. rows per model")
     batch = kinds.add_parser("batch", help="batch scoring of 1M x 30 rows against the Parquet I/O floor")
     batch.add_argument("--rows", type=int, default=1_000_000)
+    calibration = kinds.add_parser(
+        "calibration", help="realised false-positive rate of fitted models against the conformal (Beta) spread"
+    )
+    calibration.add_argument("--train-rows", type=int, nargs="+", default=[1000, 3000, 30_000])
+    calibration.add_argument("--seeds", type=int, default=20, help="models per training size (seeds 0..N-1)")
+    calibration.add_argument("--fresh-rows", type=int, default=200_000, help="fresh normal rows scored per model")
     serving = kinds.add_parser("serving", help="requests/s and latency against `mlflow models serve` (needs wrk)")
     serving.add_argument("--model", required=True, help="model URI or folder (the same model for both servers)")
     serving.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
@@ -121,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--input", required=True, type=Path, help="folder of images, .npz (array X) or .npy")
     grid.add_argument("--output", required=True, type=Path, help="PNG file to write")
     grid.add_argument("-n", type=int, default=8, help="number of images (columns)")
+    grid.add_argument(
+        "--select",
+        choices=["most-anomalous", "least-anomalous", "first"],
+        default="most-anomalous",
+        help="which images: the highest default scores (default), the lowest, or the first n of the input",
+    )
     return parser
 
 
@@ -129,17 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     if args.command == "serve":  # a process of its own: pipelines never import serving
-        command = [
-            sys.executable,
-            "-m",
-            "serving",
-            "--model",
-            args.model,
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-        ]
+        command = [sys.executable, "-m", "serving", "--host", args.host, "--port", str(args.port)]
+        command += [] if args.model is None else ["--model", args.model]
         os.execv(sys.executable, command + ([] if args.workers is None else ["--workers", str(args.workers)]))
     try:
         if args.command == "train":
@@ -161,17 +179,23 @@ def main(argv: list[str] | None = None) -> int:
                 + f"; plots in {result.artifacts}"
             )
         elif args.command == "score":
-            from pipelines.batch import score_file
+            from pipelines.batch import TooManyRejects, score_file
 
-            manifest = score_file(
-                args.model,
-                args.input,
-                args.output,
-                id_columns=args.id_columns,
-                fpr=args.fpr,
-                contributions=args.contributions,
-                chunk_rows=args.chunk_rows,
-            )
+            try:
+                manifest = score_file(
+                    args.model,
+                    args.input,
+                    args.output,
+                    id_columns=args.id_columns,
+                    fpr=args.fpr,
+                    contributions=args.contributions,
+                    chunk_rows=args.chunk_rows,
+                    max_reject_fraction=args.max_reject_fraction,
+                )
+            except TooManyRejects as failure:  # the job ran and wrote its files: 1, not 2 (could not run)
+                print(json.dumps(failure.manifest, indent=1))
+                logger.error("error: %s", failure)
+                return 1
             print(json.dumps(manifest, indent=1))
         elif args.command == "images":
             from pipelines.images import fit_images, grid_picture
@@ -182,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
                 from anomaly_vae import ImageVAEDetector
                 from anomaly_vae.image_data import read_images
 
-                images, _ = read_images(args.input)
-                grid_picture(ImageVAEDetector.load(args.model), images, args.output, n=args.n)
-                print(f"wrote {args.output}")
+                images, names = read_images(args.input)
+                detector = ImageVAEDetector.load(args.model)
+                chosen = grid_picture(detector, images, args.output, n=args.n, select=args.select)
+                drawn = ", ".join(names[i] if names else str(i) for i in chosen)
+                print(f"wrote {args.output}: {args.select} images, left to right: {drawn}")
         elif args.command == "drift":
             from pipelines.drift_report import alarm_summary, drift_file
 
@@ -243,14 +269,27 @@ def main(argv: list[str] | None = None) -> int:
         elif args.benchmark == "speed":
             import torch
 
+            from pipelines.provenance import run_conditions
             from pipelines.speed import run_device_speed, run_speed
 
+            print(run_conditions(f"anomaly-vae benchmark speed --repeats {args.repeats}") + "\n")
             print(run_speed(repeats=args.repeats))
             if torch.cuda.is_available():
                 print("\n" + run_device_speed("cuda"))
+        elif args.benchmark == "calibration":
+            from pipelines.calibration_bench import run_calibration_benchmark
+            from pipelines.provenance import run_conditions
+
+            rows = " ".join(map(str, args.train_rows))
+            rerun = f"anomaly-vae benchmark calibration --train-rows {rows} --seeds {args.seeds}"
+            rerun += f" --fresh-rows {args.fresh_rows}"
+            print(run_conditions(rerun) + "\n")
+            print(run_calibration_benchmark(args.train_rows, tuple(range(args.seeds)), fresh_rows=args.fresh_rows))
         elif args.benchmark == "batch":
+            from pipelines.provenance import run_conditions
             from pipelines.speed import run_batch_speed
 
+            print(run_conditions(f"anomaly-vae benchmark batch --rows {args.rows}") + "\n")
             print(run_batch_speed(n_rows=args.rows))
         else:
             from pipelines.serving_speed import run_serving_speed

@@ -28,6 +28,7 @@ def is_parquet(path: Path) -> bool:
 
 def count_rows(path: Path) -> int:
     """Rows of a Parquet data set (from its metadata) or of a CSV file (one pass over its lines)."""
+    _check_not_empty(path)
     if is_parquet(path):
         return ds.dataset(path, format="parquet").count_rows()
     with open(path, "rb") as handle:
@@ -38,13 +39,29 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """A CSV or Parquet data set as DataFrames of at most ``chunk_rows`` rows, in order."""
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
+    _check_not_empty(path)
     if is_parquet(path):
         for batch in ds.dataset(path, format="parquet").to_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     elif path.suffix.lower() in CSV_SUFFIXES:
-        yield from pd.read_csv(path, chunksize=chunk_rows)
+        try:
+            chunks = pd.read_csv(path, chunksize=chunk_rows)
+        except pd.errors.EmptyDataError:  # blank lines only
+            raise ValueError(f"{path} has no header line of column names") from None
+        yield from chunks
     else:
         raise ValueError(f"{path}: expected a .csv or .parquet (file or folder) input")
+
+
+def _check_not_empty(path: Path) -> None:
+    """A zero-byte file is named as such (pandas and pyarrow would say they found no columns or footer)."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes)")
+
+
+def no_rows(path: Path) -> ValueError:
+    """The error for a data set that has column names but no rows."""
+    return ValueError(f"{path} has column names but no rows")
 
 
 def read_table(path: Path, *, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -58,7 +75,10 @@ def read_table(path: Path, *, max_rows: int | None = None, seed: int = 0) -> pd.
         raise ValueError(f"{path}: expected a .csv, .parquet (file or folder) or .npz data set")
     total = count_rows(path) if max_rows is not None else 0
     if max_rows is None or total <= max_rows:
-        return pd.concat(read_chunks(path, CHUNK_ROWS), ignore_index=True)
+        chunks = list(read_chunks(path, CHUNK_ROWS))
+        if not sum(map(len, chunks)):
+            raise no_rows(path)
+        return pd.concat(chunks, ignore_index=True)
     rng = np.random.default_rng(seed)
     sampled = [chunk[rng.random(len(chunk)) < max_rows / total] for chunk in read_chunks(path, CHUNK_ROWS)]
     logger.info("sampled %d of %d rows from %s", sum(map(len, sampled)), total, path)

@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from anomaly_vae import ImageVAEDetector
 from anomaly_vae.image_data import read_images
-from anomaly_vae.image_io import grid, overlay, to_rgb, write_png
+from anomaly_vae.image_io import grid, overlay, to_rgb, upscale, write_png
 from pipelines.adbench import Detector, Result, _SklearnOutlier, write_tables
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,40 @@ def fit_images(data: Path, output: Path, *, label: int | None = None, params: di
     return f"fitted on {len(images)} images ({shape.height} x {shape.width} x {shape.channels}); saved to {output}"
 
 
-def grid_picture(detector: ImageVAEDetector, images: np.ndarray | list[np.ndarray], path: Path, n: int = 8) -> None:
-    """Write a PNG of three rows: the first ``n`` images, their reconstructions and their anomaly maps (as
-    heat overlays, one colour scale for the row, white = the highest per-pixel NLL shown)."""
-    inputs = detector.preprocess(images[:n])
+SELECTIONS = ("most-anomalous", "least-anomalous", "first")
+MIN_TILE_PIXELS = 96  # small images (8 x 8 digits, 28 x 28 MNIST) are enlarged to at least this per side
+
+
+def select_images(detector: ImageVAEDetector, images: np.ndarray | list[np.ndarray], n: int, select: str) -> np.ndarray:
+    """Positions of the ``n`` images to draw: the highest default scores first ("most-anomalous"), the lowest
+    first ("least-anomalous"), or the first ``n`` in input order ("first")."""
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got: {select!r}")
+    if n < 1:
+        raise ValueError(f"n must be a positive integer, got: {n}")
+    if select == "first":
+        return np.arange(min(n, len(images)))
+    order = np.argsort(detector.decision_function(images), kind="stable")
+    return (order[::-1] if select == "most-anomalous" else order)[:n]
+
+
+def grid_picture(
+    detector: ImageVAEDetector,
+    images: np.ndarray | list[np.ndarray],
+    path: Path,
+    n: int = 8,
+    select: str = "most-anomalous",
+) -> np.ndarray:
+    """Write a PNG of three rows: ``n`` images chosen by ``select`` (see :func:`select_images`), their
+    reconstructions and their anomaly maps (as heat overlays, one colour scale for the row, white = the
+    highest per-pixel NLL shown), each tile enlarged to at least ``MIN_TILE_PIXELS`` per side by repeating
+    pixels. Returns the positions of the images drawn, left to right."""
+    chosen = select_images(detector, images, n, select)
+    inputs = detector.preprocess([images[i] for i in chosen] if isinstance(images, list) else images[chosen])
     maps = detector.anomaly_maps(inputs)
     rows = [to_rgb(inputs), to_rgb(detector.reconstruct(inputs)), overlay(inputs, maps)]
-    write_png(grid(rows), path)
+    write_png(grid([upscale(row, MIN_TILE_PIXELS) for row in rows]), path)
+    return chosen
 
 
 def mnist_methods(params: dict[str, Any] | None = None) -> dict[str, Detector]:
@@ -128,7 +155,7 @@ def run_digit(task: tuple[Path, int, int, dict[str, Any], bool, Path | None]) ->
             results.append(Result(f"digit {digit}", method, seed, auroc, aupr, fit_seconds))
         if grid_path is not None and isinstance(detector, ImageVAEDetector):
             order = np.r_[np.flatnonzero(~anomaly)[:4], np.flatnonzero(anomaly)[:4]]
-            grid_picture(detector, X_test[order], grid_path)
+            grid_picture(detector, X_test[order], grid_path, select="first")
     logger.info("digit %d seed %d: %s", digit, seed, ", ".join(f"{r.method} {r.auroc:.3f}" for r in results))
     return results
 

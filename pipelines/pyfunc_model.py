@@ -13,8 +13,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from anomaly_vae import VAEDetector
-
-DETECTOR_ARTIFACT = "detector"
+from pipelines.registry import DETECTOR_ARTIFACT
 
 
 class DetectorModel(PythonModel):

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import fidelity
 from pipelines.batch import AtomicTable
 from pipelines.data import read_table
 from pipelines.registry import load_detector
@@ -62,6 +61,8 @@ def sample_to_file(
         raise
     summary: dict[str, Any] = {"model": identity, "rows": n, "output": str(output)}
     if data is not None:
+        from pipelines import fidelity  # imports matplotlib (about a second): only when comparing
+
         absent = [c for c in detector.feature_names_in_ if c not in data.columns]
         if absent:
             raise ValueError(f"the --compare data lacks the model's column(s): {absent}")

@@ -153,9 +153,11 @@ def _check(detector: VAEDetector, metrics: dict[str, float], settings: TrainSett
 
 
 def _log_pictures(detector: VAEDetector, scores: pd.DataFrame, labels: Any, output: Path) -> None:
+    # Without a label column the plotted rows are a sample of the training data itself (see train_and_register).
+    rows = "held-out test rows" if labels is not None else f"{len(scores):,} of the training rows (no label column)"
     plots.loss_curves(detector, output / "loss_curves.png")
-    plots.score_distribution(detector, scores, labels, output / "score_distribution.png")
-    plots.contribution_summary(scores, output / "contributions.csv", output / "contributions.png")
+    plots.score_distribution(detector, scores, labels, output / "score_distribution.png", rows=rows)
+    plots.contribution_summary(scores, output / "contributions.csv", output / "contributions.png", rows=rows)
     for name in ("loss_curves.png", "score_distribution.png", "contributions.csv", "contributions.png"):
         mlflow.log_artifact(str(output / name), artifact_path="plots")
 

@@ -26,7 +26,7 @@ import numpy as np
 from prometheus_client import Gauge
 
 from anomaly_vae.profile import DriftReport
-from serving.metrics import Metrics
+from serving.metrics import Metrics, retire
 from serving.model_store import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,6 @@ class DriftMonitor:
                 family.labels(feature.name).set(value)
             exported[feature.name] = list(values)
         for name in self._exported.keys() - exported.keys():
-            for family in self._exported[name]:  # NaN first: in multiprocess mode a removed series keeps its value
-                family.labels(name).set(math.nan)
-                family.remove(name)
+            for family in self._exported[name]:
+                retire(family, (name,), math.nan)
         self._exported = exported

@@ -3,9 +3,10 @@
 With several worker processes (``serving/workers.py``) the metrics are prometheus-client's
 multiprocess mode: each worker writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape,
 whichever worker answers it, adds up counters and histograms of all of them. Each gauge says how its
-workers' values combine (``multiprocess_mode``; the "live" modes forget a worker that ended). Those
-files keep a series that is removed, so a series is set to its neutral value before it is removed (0
-for the model info, NaN for a drift statistic); with one process, removal is all that shows.
+workers' values combine (``multiprocess_mode``; the "live" modes forget a worker that ended). That mode
+cannot remove a series (the files keep it, and prometheus-client only warns), so a series that goes
+away is set to its neutral value and kept (0 for the model info, NaN for a drift statistic); with one
+process it is removed (``retire``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 SCORE_BUCKETS = (0, 5, 10, 20, 30, 50, 75, 100, 150, 250, 500, 1000)
 P_VALUE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def multiprocess_mode() -> bool:
+    """Whether the metrics are prometheus-client's multiprocess mode (set up by ``serving/workers.py``)."""
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+
+def retire(gauge: Gauge, labels: tuple[str, ...], neutral: float) -> None:
+    """Take one labelled series out of the exposition: removed with one process; in multiprocess mode,
+    where removal is not possible, set to ``neutral`` (a value that means "not this one any more")."""
+    if multiprocess_mode():
+        gauge.labels(*labels).set(neutral)
+    else:
+        gauge.remove(*labels)
 
 
 class Metrics:
@@ -77,7 +92,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text: this process's registry, or every worker's files in multiprocess mode."""
-        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        if not multiprocess_mode():
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

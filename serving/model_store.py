@@ -2,7 +2,8 @@
 
 ``models:/NAME@ALIAS`` is followed: when the alias moves, the new version is loaded in the background,
 checked on a probe record and swapped in atomically. A version that fails leaves the old one serving
-and is counted; an unreachable registry changes nothing.
+and is counted; an unreachable registry changes nothing. mlflow is imported only for models:/ and runs:/
+URIs (it takes seconds to import, and a model folder does not need it).
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from anomaly_vae import VAEDetector
 from anomaly_vae.persistence import META_FILE
-from serving.metrics import Metrics
+from serving.metrics import Metrics, retire
 
 logger = logging.getLogger(__name__)
 DETECTOR_ARTIFACT = "detector"  # the artifact name the training pipeline logs the detector under
@@ -35,6 +35,8 @@ def registry_version(uri: str) -> str | None:
     """The version an alias URI points at now; None for URIs that name a fixed model."""
     if not (uri.startswith("models:/") and "@" in uri):
         return None
+    import mlflow
+
     name, alias = uri.removeprefix("models:/").split("@", 1)
     return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
 
@@ -45,6 +47,8 @@ def load(uri: str, device: str = "cpu") -> LoadedModel:
     if (local / META_FILE).is_file():
         model = LoadedModel(VAEDetector.load(local, device=device), local.name, "local")
     elif uri.startswith(("models:/", "runs:/")):
+        import mlflow.artifacts
+
         version = registry_version(uri)
         pinned = f"models:/{uri.removeprefix('models:/').split('@')[0]}/{version}" if version else uri
         folder = Path(mlflow.artifacts.download_artifacts(pinned)) / "artifacts" / DETECTOR_ARTIFACT
@@ -103,9 +107,8 @@ class ModelStore:
         return True
 
     def _swap(self, model: LoadedModel) -> None:
-        if self.current is not None:  # 0 first: in multiprocess mode a removed series keeps its last value
-            self.metrics.model_info.labels(self.current.name, self.current.version).set(0)
-            self.metrics.model_info.remove(self.current.name, self.current.version)
+        if self.current is not None:
+            retire(self.metrics.model_info, (self.current.name, self.current.version), 0)
         self.current = model
         self.metrics.model_info.labels(model.name, model.version).set(1)
         if self.on_swap is not None:

@@ -22,6 +22,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {**_ERROR, "description": "A field or value is invalid; `loc` names it"},
     503: {**_ERROR, "description": "Model not loaded yet, or too many requests in flight (see Retry-After)"},
 }
+UNSUPPORTED = {**_ERROR, "description": "Content type other than application/json or text/csv, or not UTF-8"}
 _LARGEST = sys.float_info.max
 # The bound as JSON Schema reads it (the decimal number printed, 1.7976931348623157e+308): the service
 # refuses any number beyond it, compared exactly, so that schema and service agree to the last digit.
@@ -72,22 +73,20 @@ def request_schemas(schema: TabularSchema, max_records: int) -> tuple[dict[str, 
         "additionalProperties": False,
     }
     params = {"anyOf": [{"type": "object", "properties": {"fpr": fpr}}, {"type": "null"}]}
+    # inputs and instances also take an object of columns (serving/invocations.py); JSON Schema cannot say
+    # that its lists must have one length, so only the records form is published
+    formats = {"dataframe_split": split, "dataframe_records": records, "inputs": records, "instances": records}
 
-    def protocol(key: str, body: dict[str, Any], other: str) -> dict[str, Any]:
+    def protocol(key: str) -> dict[str, Any]:
+        others = {other: {"type": "null"} for other in formats if other != key}
         return {
             "type": "object",
-            "properties": {key: body, other: {"type": "null"}, "params": params},
+            "properties": {key: formats[key], **others, "params": params},
             "required": [key],
             "additionalProperties": False,
         }
 
-    invocations = {
-        "oneOf": [
-            protocol("dataframe_split", split, "dataframe_records"),
-            protocol("dataframe_records", records, "dataframe_split"),
-        ]
-    }
-    return score, invocations
+    return score, {"oneOf": [protocol(key) for key in formats]}
 
 
 def install(app: FastAPI, store: ModelStore, max_records: int) -> None:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-Value = float | int | str | bool | None
+from serving.errors import ApiError
+
+
+def _scalar(value: Any) -> Any:
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError("expected a number, a string, a boolean or null")
+    return value
+
+
+# One value of a record. Checked by one validator, so that an error's loc ends at the field (a union of
+# types would add each type's name to it).
+Value = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["number", "string", "boolean", "null"]})]
+FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")  # MLflow's JSON formats
 
 
 class ScoreRequest(BaseModel):
@@ -36,15 +48,31 @@ class DataframeSplit(BaseModel):
 
     columns: list[str]
     data: list[list[Value]]
+    index: list[Value] | None = Field(None, description="ignored: predictions come in the order of data")
+
+
+_RECORDS_OR_COLUMNS = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "array", "items": {"type": "object"}},
+            {"type": "object", "additionalProperties": {}},
+            {"type": "null"},
+        ],
+        "description": "a list of records, or an object of columns (column: list of values, or one value)",
+    }
+)
 
 
 class InvocationsRequest(BaseModel):
-    """MLflow's scoring protocol: exactly one of ``dataframe_split`` / ``dataframe_records``."""
+    """MLflow's scoring protocol: exactly one of ``dataframe_split``, ``dataframe_records``, ``inputs``,
+    ``instances`` (serving/invocations.py)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     dataframe_split: DataframeSplit | None = None
     dataframe_records: list[dict[str, Value]] | None = None
+    inputs: Annotated[Any, _RECORDS_OR_COLUMNS] = None  # checked in serving/invocations.py, with field paths
+    instances: Annotated[Any, _RECORDS_OR_COLUMNS] = None
     params: dict[str, Any] | None = None
 
 
@@ -67,3 +95,12 @@ class ErrorBody(BaseModel):
     """Every 4xx/5xx answer: the field path, a readable message, a machine-readable type; never the input."""
 
     detail: list[ErrorDetail]
+
+
+def validated(schema: type[BaseModel], data: Any) -> Any:
+    """``data`` as ``schema``; the first error as a 422 with its field path."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        raise ApiError(422, ["body", *first["loc"]], first["msg"], first["type"]) from None

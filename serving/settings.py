@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ANOMALY_VAE_"
+# A bearer token is visible ASCII (RFC 6750 allows less: letters, digits and -._~+/=); HTTP header values
+# are bytes, so a token outside ASCII would depend on how each client encodes it.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ANOMALY_VAE_", protected_namespaces=())
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, protected_namespaces=())
 
     model_uri: str = Field(description="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a model folder")
     max_records: int = Field(1000, ge=1, description="records per request")
@@ -24,6 +30,24 @@ class Settings(BaseSettings):
     drift_step: int = Field(250, ge=1, description="new records between two drift windows")
     drift_min_interval_seconds: float = Field(10.0, ge=0, description="at least this long between drift windows")
     drift_max_features: int = Field(20, ge=1, description="features with their own drift series (highest PSI)")
+
+    @field_validator("auth_token")
+    @classmethod
+    def _visible_ascii(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not _TOKEN.fullmatch(token.get_secret_value()):
+            raise ValueError(
+                "the bearer token must be one or more visible ASCII characters (no spaces), "
+                "e.g. from `openssl rand -hex 32`; unset the variable to turn authentication off"
+            )
+        return token
+
+
+def describe_errors(error: ValidationError) -> str:
+    """The settings' validation errors, each named by its environment variable; never the value."""
+    return "; ".join(
+        f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+        for e in error.errors(include_input=False, include_url=False)
+    )
 
 
 @lru_cache

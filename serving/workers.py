@@ -1,8 +1,4 @@
-"""Running the service: one worker (the app under uvicorn, draining on SIGTERM) or several sharing a port.
-
-On SIGTERM or SIGINT, readiness turns 503 at once while requests keep being served for
-``ANOMALY_VAE_DRAIN_SECONDS`` (so load balancers stop sending traffic), then uvicorn stops accepting
-connections and lets in-flight requests finish.
+"""Running the service: one worker (``serving/server.py``) or several sharing a port.
 
 Workers: one process serves on one core (the GIL), so by default there is one worker process per CPU
 this service may use (its CPU affinity, capped by a container's CPU quota), all accepting on one
@@ -12,6 +8,11 @@ its own drift windows; their metrics add up through prometheus-client's multipro
 dies on its own, stops the others and exits with an error, so that the orchestrator restarts the
 service whole. (This module, not ``__main__``, holds the worker's entry point: spawned processes
 import it by name.)
+
+Start-up: the supervisor binds the port and starts the workers at once; it imports neither torch nor
+the app (seconds of CPU each), so the workers' imports are the only ones on the way to readiness. A
+worker loads its model before it accepts; "Uvicorn running on ..." is logged once the first worker
+accepts connections, not when the port is bound.
 """
 
 from __future__ import annotations
@@ -26,47 +27,34 @@ import socket
 import tempfile
 import threading
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
 
-import torch
-import uvicorn
-from fastapi import FastAPI
-
-from serving.app import create_app
 from serving.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+logger = logging.getLogger(__name__)
 
 
-class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
-        super().__init__(config)
-        self.app, self.drain_seconds = app, drain_seconds
-        self.draining = False
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.draining:  # a second signal stops at once
-            super().handle_exit(sig, frame)
-            return
-        self.draining = True
-        self.app.state.draining = True
-        threading.Timer(self.drain_seconds, super().handle_exit, args=(sig, frame)).start()
+def announce(host: str, port: int) -> None:
+    """Log that the service accepts connections (uvicorn's words, which people and tools look for)."""
+    address = f"[{host}]" if ":" in host else host
+    logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", address, port)
 
 
-def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
-    """One worker: the app under uvicorn, on ``sockets`` when given (shared with the other workers)."""
-    # One request is a few small matrix products: intra-op threads only contend with each other across
-    # concurrent requests, so each request runs on one thread.
-    torch.set_num_threads(1)
-    app = create_app(settings)
-    if sockets is not None:  # a shared port: load first, or the kernel may hand requests to a worker still loading
-        try:
-            app.state.store.load_initial()
-        except Exception as error:  # the app's own loop retries, answering 503 meanwhile
-            logging.getLogger(__name__).error("model %s failed to load: %s", settings.model_uri, error)
-    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="warning")
-    DrainingServer(config, app, settings.drain_seconds).run(sockets=sockets)
+def bind(host: str, port: int) -> socket.socket:
+    """The socket the workers share, bound as uvicorn binds one; it accepts once a worker listens on it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        logger.error("cannot listen on %s port %d: %s", host, port, error)
+        raise SystemExit(1) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def supervise(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -77,12 +65,20 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> None:
             stale.unlink()
     folder = given or tempfile.mkdtemp(prefix="anomaly-vae-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # prometheus-client reads it when a worker imports it
-    listener = uvicorn.Config("", host=host, port=port).bind_socket()  # the socket as uvicorn binds it
+    listener = bind(host, port)
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no torch state copied by fork
-    arguments = (settings, host, port, listener, os.getpid())
+    started = spawn.Event()  # set by the first worker that accepts connections
+    arguments = (settings, host, port, listener, os.getpid(), started)
     children = [spawn.Process(target=_worker, args=arguments) for _ in range(workers)]
     for child in children:
         child.start()
+    bound = listener.getsockname()[1]  # the port asked for, or the one the system chose for port 0
+
+    def announce_when_started() -> None:
+        started.wait()
+        announce(host, bound)
+
+    threading.Thread(target=announce_when_started, daemon=True).start()
     stopping = False
 
     def stop(signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
@@ -111,10 +107,12 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> None:
         raise SystemExit(1)
 
 
-def _worker(settings: Settings, host: str, port: int, listener: socket.socket, supervisor: int) -> None:
+def _worker(settings: Settings, host: str, port: int, listener: socket.socket, supervisor: int, started: Event) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a fresh interpreter
     threading.Thread(target=_stop_with, args=(supervisor,), daemon=True).start()
-    serve(settings, host, port, [listener])
+    from serving.server import serve  # torch and the app: imported here, in the worker only
+
+    serve(settings, host, port, [listener], on_started=lambda _: started.set())
 
 
 def _stop_with(supervisor: int) -> None:

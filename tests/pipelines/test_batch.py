@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.batch import score_file
+from pipelines.batch import TooManyRejects, score_file
 from pipelines.cli import main as cli
 from tests.conftest import assert_scores_close, mixed_frame
 
@@ -48,6 +49,7 @@ def test_rows_reconcile_and_rejects_say_why(model_dir, planted, fitted, tmp_path
     assert json.loads(out.with_name("scores.manifest.json").read_text()) == manifest
     rejects = pd.read_csv(out.with_name("scores.rejects.csv"))
     assert rejects["row"].tolist() == [7, 100, 250, 499]
+    assert rejects["event_id"].tolist() == ["e7", "e100", "e250", "e499"]  # to join the rejects back too
     assert "column 'amount': expected a number" in rejects["reason"][0]
     assert "column 'duration': infinite value" in rejects["reason"][1]
     assert "column 'flagged': expected a boolean" in rejects["reason"][2]
@@ -85,12 +87,88 @@ def test_parquet_folder_in_and_csv_out(model_dir, tmp_path):
     assert pd.read_csv(tmp_path / "out.csv")["row"].tolist() == list(range(300))
 
 
-def test_a_missing_feature_column_rejects_every_row(model_dir, tmp_path):
+def test_a_job_that_scores_nothing_fails_and_keeps_its_files(model_dir, tmp_path, capsys, caplog):
     frame, _ = mixed_frame(50, seed=5)
+    frame.insert(0, "event_id", range(100, 150))
     frame.drop(columns="tier").to_csv(tmp_path / "in.csv", index=False)
-    manifest = score_file(model_dir, tmp_path / "in.csv", tmp_path / "out.csv", progress=False)
-    assert manifest["rows_rejected"] == 50
-    assert pd.read_csv(tmp_path / "out.rejects.csv")["reason"].str.contains("missing column").all()
+    out = tmp_path / "out.csv"
+    args = ["score", "--model", model_dir, "--input", str(tmp_path / "in.csv"), "--output", str(out)]
+    assert cli([*args, "--id-column", "event_id", "--max-reject-fraction", "1"]) == 1  # even when any share may fail
+    manifest = json.loads(out.with_name("out.manifest.json").read_text())
+    assert manifest == json.loads(capsys.readouterr().out)
+    assert (manifest["status"], manifest["rows_rejected"], manifest["rows_scored"]) == ("failed", 50, 0)
+    assert manifest["failure"].startswith("no row was scored: all 50 rejected")
+    assert f"error: {manifest['failure']}" in caplog.text
+    rejects = pd.read_csv(out.with_name("out.rejects.csv"))
+    assert rejects["reason"].str.contains("missing column").all() and rejects["event_id"].tolist() == list(
+        range(100, 150)
+    )
+    assert list(pd.read_csv(out).columns) == ["row", "event_id"] and len(pd.read_csv(out)) == 0
+
+
+def test_more_rejects_than_allowed_fail_the_job(model_dir, planted, tmp_path):
+    out = tmp_path / "scores.csv"
+    with pytest.raises(
+        TooManyRejects, match=r"4 of 500 rows rejected \(0.80%\), more than the maximum 0.50%"
+    ) as failed:
+        score_file(model_dir, planted, out, max_reject_fraction=0.005, progress=False)
+    manifest = json.loads(out.with_name("scores.manifest.json").read_text())
+    assert manifest == failed.value.manifest and manifest["status"] == "failed"
+    assert (manifest["reject_fraction"], manifest["max_reject_fraction"]) == (0.008, 0.005)
+    assert len(pd.read_csv(out)) == 496 and len(pd.read_csv(out.with_name("scores.rejects.csv"))) == 4
+
+    manifest = score_file(model_dir, planted, out, progress=False)  # the default allows 5%
+    assert (manifest["status"], manifest["failure"], manifest["max_reject_fraction"]) == ("succeeded", None, 0.05)
+
+
+def test_outputs_follow_the_umask(model_dir, planted, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        score_file(model_dir, planted, tmp_path / "scores.csv", progress=False)
+        score_file(model_dir, planted, tmp_path / "scores.parquet", progress=False)
+    finally:
+        os.umask(previous)
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == [
+        "scores.csv",
+        "scores.manifest.json",
+        "scores.parquet",
+        "scores.rejects.csv",
+    ]  # nothing temporary left
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in tmp_path.iterdir()} == dict.fromkeys(
+        written, "0o640"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("header.csv", "amount,duration\n", "header.csv has column names but no rows"),
+        ("empty.csv", "", "empty.csv is empty (0 bytes)"),
+        ("blank.csv", "\n\n", "blank.csv has no header line of column names"),
+        ("empty.parquet", "", "empty.parquet is empty (0 bytes)"),
+        ("rowless.parquet", None, "rowless.parquet has column names but no rows"),
+    ],
+)
+def test_inputs_without_rows_are_named_and_leave_no_files(model_dir, tmp_path, caplog, name, content, message):
+    source = tmp_path / "in" / name
+    source.parent.mkdir()
+    if content is None:
+        mixed_frame(10, seed=0)[0].head(0).to_parquet(source)
+    else:
+        source.write_text(content)
+    out = tmp_path / "out"
+    assert cli(["score", "--model", model_dir, "--input", str(source), "--output", str(out / "s.csv")]) == 2
+    assert caplog.messages == [f"error: {source.parent}/{message}"]
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_reject_fraction_outside_0_1_is_refused(model_dir, planted, tmp_path, caplog):
+    out = tmp_path / "s.csv"
+    args = ["score", "--model", model_dir, "--input", str(planted), "--output", str(out), "--max-reject-fraction"]
+    assert cli([*args, "1.5"]) == 2
+    assert "max_reject_fraction must be in [0, 1], got: 1.5" in caplog.text
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_arguments_leave_no_files(model_dir, planted, tmp_path, caplog):

@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from anomaly_vae import ImageVAEDetector
+from anomaly_vae.image_io import upscale
 from pipelines.cli import main
-from pipelines.images import run_mnist
+from pipelines.images import grid_picture, run_mnist, select_images
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = {
@@ -37,7 +39,8 @@ def test_mnist_benchmark_writes_tables_and_grid(digits_npz, tmp_path):
     assert (results.loc[results["method"] == "ImageVAEDetector", "auroc"] > 0.8).all()
     assert table.startswith("One-class MNIST (digits.npz), digits [0, 7], seeds [0]")
     assert "| ImageVAEDetector |" in (tmp_path / "mnist.md").read_text()
-    assert np.asarray(Image.open(tmp_path / "mnist_grid.png")).shape == (3 * 10 + 2, 8 * 10 + 2, 3)
+    # 8 x 8 digits drawn as 96 x 96 tiles (factor 12) with 2 px gaps
+    assert np.asarray(Image.open(tmp_path / "mnist_grid.png")).shape == (3 * 98 + 2, 8 * 98 + 2, 3)
 
 
 def test_images_fit_and_grid_commands(digits_npz, tmp_path):
@@ -48,10 +51,37 @@ def test_images_fit_and_grid_commands(digits_npz, tmp_path):
         == 0
     )
     picture = tmp_path / "grid.png"
-    assert (
-        main(["images", "grid", "--model", str(model), "--input", str(digits_npz), "--output", str(picture), "-n", "5"])
-        == 0
-    )
-    assert np.asarray(Image.open(picture)).shape == (3 * 10 + 2, 5 * 10 + 2, 3)
+    grid = ["images", "grid", "--model", str(model), "--input", str(digits_npz), "--output", str(picture), "-n", "5"]
+    assert main(grid) == 0
+    assert np.asarray(Image.open(picture)).shape == (3 * 98 + 2, 5 * 98 + 2, 3)
+    assert main([*grid, "--select", "first"]) == 0
+    with pytest.raises(SystemExit):  # argparse refuses an unknown choice
+        main([*grid, "--select", "worst"])
     assert main(["images", "fit", "--data", str(digits_npz), "--label", "42", "--output", str(tmp_path / "m2")]) == 2
     assert not (tmp_path / "m2").exists()
+
+
+def test_most_anomalous_picks_the_highest_scores(digits_npz, tmp_path):
+    with np.load(digits_npz) as archive:
+        X, y = archive["X"], archive["y"]
+    detector = ImageVAEDetector(random_state=0, **TINY).fit(X[y == 3][:150])
+    images = X[:60]
+    scores = detector.decision_function(images)
+    top = select_images(detector, images, 4, "most-anomalous")
+    assert set(top) == set(np.argsort(scores)[-4:]) and (np.diff(scores[top]) <= 0).all()
+    bottom = select_images(detector, images, 4, "least-anomalous")
+    assert set(bottom) == set(np.argsort(scores)[:4]) and (np.diff(scores[bottom]) >= 0).all()
+    assert select_images(detector, images, 100, "first").tolist() == list(range(60))
+    chosen = grid_picture(detector, images, tmp_path / "grid.png", n=4)  # default: the most anomalous
+    assert chosen.tolist() == top.tolist()
+    as_list = grid_picture(detector, list(images), tmp_path / "list.png", n=4)
+    assert as_list.tolist() == top.tolist()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "grid.png")), np.asarray(Image.open(tmp_path / "list.png")))
+
+
+def test_upscale_repeats_pixels_up_to_the_minimum_side():
+    pictures = np.arange(2 * 8 * 6 * 3, dtype=np.float32).reshape(2, 8, 6, 3)
+    large = upscale(pictures, 96)
+    assert large.shape == (2, 8 * 16, 6 * 16, 3)  # the shorter side (6) sets the factor: 16
+    assert (large[:, ::16, ::16] == pictures).all() and (large[:, 15::16, 15::16] == pictures).all()
+    assert upscale(pictures, 6) is pictures

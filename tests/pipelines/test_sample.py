@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -50,3 +51,14 @@ def test_bad_sample_arguments_leave_no_files(model_dir, tmp_path, caplog, extra,
     assert cli(["sample", "--model", model_dir, "-n", "10", "--output", str(out), *extra]) == 2
     assert message in caplog.text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_samples_follow_the_umask(model_dir, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        assert cli(["sample", "--model", model_dir, "-n", "10", "--output", str(tmp_path / "samples.parquet")]) == 0
+    finally:
+        os.umask(previous)
+    assert [(path.name, oct(path.stat().st_mode & 0o777)) for path in tmp_path.iterdir()] == [
+        ("samples.parquet", "0o640")
+    ]

@@ -138,6 +138,40 @@ def test_bad_input_is_a_4xx_naming_the_field_without_echo(server, train_frame, c
     assert set(detail[0]) == {"loc", "msg", "type"}
 
 
+def test_non_finite_and_out_of_range_numbers_are_refused_at_their_field_path(server, train_frame):
+    client, _ = server
+    rows = records(train_frame.head(5))
+    names = list(train_frame.columns)
+    for token, value in (("NaN", float("nan")), ("Infinity", float("inf")), ("-Infinity", float("-inf"))):
+        bad = [dict(row) for row in rows]
+        bad[3]["duration"] = value  # json.dumps writes the token
+        split = {"columns": names, "data": [[row[name] for name in names] for row in bad]}
+        cases = [
+            ("/v1/score", {"records": bad}, ["body", "records", 3, "duration"]),
+            ("/v1/score", {"records": rows, "fpr": value}, ["body", "fpr"]),
+            ("/invocations", {"dataframe_records": bad}, ["body", "dataframe_records", 3, "duration"]),
+            (
+                "/invocations",
+                {"dataframe_split": split},
+                ["body", "dataframe_split", "data", 3, names.index("duration")],
+            ),
+            ("/invocations", {"inputs": {"duration": [0.0, 0.0, value]}}, ["body", "inputs", "duration", 2]),
+        ]
+        for endpoint, body, loc in cases:
+            response = client.post(endpoint, content=json.dumps(body), headers={"content-type": "application/json"})
+            assert response.status_code == 422, (token, endpoint, response.text)
+            assert response.json()["detail"] == [
+                {
+                    "loc": loc,
+                    "msg": f"{token} is not a JSON number; send null for a missing value",
+                    "type": "non_finite",
+                }
+            ]
+    too_large = json.dumps({"records": [*rows[:1], {**rows[1], "load": "BIG"}]}).replace('"BIG"', "1e309")
+    response = client.post("/v1/score", content=too_large, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "records", 1, "load"]
+
+
 def test_a_50_mb_body_is_refused_before_it_is_read(server):
     client, _ = server
     big = b'{"records": [' + b" " * 50_000_000 + b"]}"

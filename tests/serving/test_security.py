@@ -1,4 +1,5 @@
-"""Security: a pickle in a model folder is never unpickled, and no request can choose the model."""
+"""Security: a pickle in a model folder is never unpickled, no request can choose the model, and no header a
+client can send gets a 5xx."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ import json
 import os
 import pickle
 import shutil
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
+from pydantic import SecretStr, ValidationError
 
 from anomaly_vae import VAEDetector
 from serving.model_store import load
+from serving.settings import Settings
+from tests.serving.conftest import running
 
 
 class Payload:
@@ -70,3 +77,80 @@ def test_no_request_can_choose_the_model(server, train_frame, tmp_path):
         for operation in operations.values():
             names = [p["name"] for p in operation.get("parameters", [])]
             assert not [n for n in names if "model" in n.lower() or "uri" in n.lower()], (path, names)
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"") -> int:
+    """Send one request as raw bytes (so that any header bytes go out unchanged); its status code."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def guarded(model_folder):
+    with running(Settings(model_uri=str(model_folder), auth_token=SecretStr("s3cret"))) as (client, app):
+        yield client, app
+
+
+HOSTILE_AUTHORIZATION = [
+    b"Bearer s\xc3\xa9cret",  # UTF-8
+    b"Bearer s\xe9cret",  # latin-1
+    b"Bearer s3cret\x80",
+    b"\xff\xfe\xfd",
+    b"Bearer \xe2\x80\x8bs3cret",  # a zero-width space first
+    b"Bearer",
+    b"Bearer ",
+    b"Basic czNjcmV0",
+    b"s3cret",
+    b"Bearer  s3cret",
+    b"Bearer s3cret s3cret",
+    b"Bearer " + b"s" * 8000,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_AUTHORIZATION)
+def test_any_authorization_header_is_a_401_never_a_5xx(guarded, train_frame, value):
+    client, _ = guarded
+    port = int(client.base_url.port)  # type: ignore[arg-type]
+    body = json.dumps({"records": json.loads(train_frame.head(1).to_json(orient="records"))}).encode()
+    head = b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: " + value
+    assert raw_request(port, head, body) == 401
+    assert raw_request(port, b"GET /v1/model HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + value) == 401
+    if value == value.strip():  # httpx sends the bytes, but no value with surrounding space
+        response = client.post("/v1/score", content=body, headers={"authorization": value})
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_right_token_in_any_scheme_case_with_other_hostile_headers(guarded, train_frame):
+    client, _ = guarded
+    port = int(client.base_url.port)  # type: ignore[arg-type]
+    body = json.dumps({"records": json.loads(train_frame.head(1).to_json(orient="records"))}).encode()
+    for scheme in (b"Bearer", b"bearer", b"BEARER"):
+        head = b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + scheme + b" s3cret"
+        assert raw_request(port, head + b"\r\nContent-Type: application/json\r\nX-Trace: \xff\xc3\xa9", body) == 200
+    statuses = {
+        header: raw_request(
+            port, b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n" + header, body
+        )
+        for header in (
+            b"Content-Type: application/json\xff",
+            b"Content-Type: \xc3\xa9",
+            b"Content-Type: text/csv; charset=\xff",
+        )
+    }
+    assert set(statuses.values()) == {415}, statuses
+
+
+def test_a_token_that_is_not_visible_ascii_is_refused_at_start_up(model_folder):
+    for token in ("t\u00f6ken", "token with spaces", "", "tab\tbed"):
+        with pytest.raises(ValidationError, match="visible ASCII"):
+            Settings(model_uri=str(model_folder), auth_token=SecretStr(token))
+    env = {**os.environ, "ANOMALY_VAE_AUTH_TOKEN": "s\u00e9cret-value"}
+    command = [sys.executable, "-m", "serving", "--model", str(model_folder), "--port", "1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "ANOMALY_VAE_AUTH_TOKEN" in result.stderr and "visible ASCII" in result.stderr
+    assert "s\u00e9cret-value" not in result.stderr and "Traceback" not in result.stderr
