@@ -31,6 +31,7 @@ bench: install
 	$(PY) -m pipelines.cli benchmark adbench --data-dir ../shared/data/adbench --output docs/results --subsample 300
 	$(PY) -m pipelines.cli benchmark speed > docs/results/speed.md
 	$(PY) -m pipelines.cli benchmark mnist --data ../shared/data/mnist/mnist_5k.npz --output docs/results
+	$(PY) -m pipelines.cli benchmark calibration
 
 # Long reliability runs, not in CI (docs/reliability.md): load, overload, SIGTERM under load, 20 killed
 # batch jobs, and OpenAPI fuzzing with 1,000 examples per operation.

@@ -12,6 +12,13 @@ from torch import nn
 from torch.nn import functional as F
 
 
+# Without autograd, layer outputs are computed in multiples of this many columns. MKL's single-precision
+# GEMM (AVX-512, oneMKL 2024.2) rounds a row differently by its position in the batch (mod 2 or 4) for
+# outputs 5-7 and 9-11 wide; measured with widths padded to a multiple of 8 and row counts a multiple of
+# 64 (scoring.ROW_BLOCK), every row is the same bits at any row count, position and thread count.
+GEMM_COLUMNS = 8
+
+
 @dataclass(frozen=True)
 class VAEConfig:
     """Shape of the network. ``missing_features`` are the feature indexes whose missingness is modelled."""
@@ -43,7 +50,13 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # the same inputs for every member
             x = x.expand(self.weight.shape[0], *x.shape)
-        return torch.bmm(x, self.weight).add_(self.bias)  # in place: a fresh large tensor costs more than the add
+        d_out = self.weight.shape[-1]
+        if torch.is_grad_enabled() or d_out % GEMM_COLUMNS == 0:
+            return torch.bmm(x, self.weight).add_(self.bias)  # in place: a fresh large tensor costs more than the add
+        # Without autograd (scoring), the output is computed GEMM_COLUMNS wide and cut: for some widths
+        # MKL's kernel rounds a row differently by its position in the batch (see GEMM_COLUMNS).
+        weight = F.pad(self.weight, (0, -d_out % GEMM_COLUMNS))
+        return torch.bmm(x, weight)[..., :d_out].add(self.bias)
 
 
 def mlp(n_members: int, sizes: list[int]) -> nn.Sequential:

@@ -26,6 +26,7 @@ from anomaly_vae.losses import TensorData, feature_nll, kl_divergence
 from anomaly_vae.model import TabularVAE
 
 SCORE_NAMES = ("neg_elbo", "reconstruction_nll", "kl", "neg_log_likelihood")
+ROW_BLOCK = 64
 
 
 @functools.lru_cache(maxsize=64)
@@ -64,11 +65,12 @@ def score_data(
     if rows_per_chunk is None:
         rows_per_chunk = 65536 if data.inputs.device.type == "cpu" else 2**22
     k, members = len(noise), model.config.n_members
-    chunk = max(1, rows_per_chunk // (k * members))
+    chunk = max(1, rows_per_chunk // (k * members) // ROW_BLOCK) * ROW_BLOCK
     scores: list[torch.Tensor] = []  # (4, chunk) per chunk
     contributions: list[torch.Tensor] = []
     for start in range(0, max(len(data), 1), chunk):  # no rows: one empty chunk gives empty scores
-        batch = data[start : start + chunk]
+        n = min(chunk, len(data) - start)
+        batch = _padded(data, start, n)
         context = () if getattr(batch, "context", None) is None else (batch.context,)  # a conditional VAE's
         mu, logvar = (t[:, None] for t in model.encode(batch.inputs, *context))  # (E, 1, n, L)
         z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
@@ -82,8 +84,17 @@ def score_data(
         kl = kl_divergence(mu[:, 0], logvar[:, 0]).mean(dim=0)
         mean_reconstruction = reconstruction.mean(dim=(0, 1))
         iw_nll = (math.log(k) - torch.logsumexp(log_weights, dim=1)).mean(dim=0)
-        scores.append(torch.stack([mean_reconstruction + kl, mean_reconstruction, kl, iw_nll]))  # SCORE_NAMES
+        scores.append(torch.stack([mean_reconstruction + kl, mean_reconstruction, kl, iw_nll])[:, :n])  # SCORE_NAMES
         if per_feature:
-            contributions.append(nll.mean(dim=(0, 1)))
+            contributions.append(nll.mean(dim=(0, 1))[:n])
     joined = dict(zip(SCORE_NAMES, torch.cat(scores, dim=1).double().cpu().numpy(), strict=True))
     return joined, torch.cat(contributions).double().cpu().numpy() if per_feature else None
+
+
+def _padded(data: Any, start: int, n: int) -> Any:
+    """Rows ``start`` to ``start + n`` of ``data``, the last one repeated up to a multiple of ROW_BLOCK rows."""
+    size = -(-n // ROW_BLOCK) * ROW_BLOCK
+    if size == n:
+        return data[start : start + n]
+    index = torch.arange(start, start + size, device=data.inputs.device).clamp_(max=start + n - 1)
+    return data[index]

@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from anomaly_vae import VAEDetector
 from tests.conftest import TINY, mixed_frame
+from tests.quality import QUALITY, isolation_forest_scores, mahalanobis_scores, manifold_frame
 
 SCORE_COLUMNS = ["neg_elbo", "reconstruction_nll", "kl", "neg_log_likelihood", "p_value", "is_outlier"]
 
@@ -194,9 +195,18 @@ def test_false_positive_rate_matches_the_target_on_fresh_normal_data(fitted):
     assert 0.07 <= (p_values <= 0.1).mean() <= 0.13  # uniform in the middle too
 
 
-def test_planted_anomalies_are_found(fitted):
-    test, labels = mixed_frame(2000, seed=2, n_anomalies=100)
-    assert roc_auc_score(labels, fitted.decision_function(test)) >= 0.95
+@pytest.mark.usefixtures("one_torch_thread")
+def test_anomalies_that_break_a_dependence_are_found_better_than_by_the_baselines():
+    # mixed_frame's relations are linear: there a Mahalanobis distance on one-hot columns (log amount)
+    # reaches 0.961 AUROC, the default detector 0.958. Here they are curved, which a density model learns
+    train, test, labels = manifold_frame(2000, seed=0)[0], *manifold_frame(2000, seed=100, n_anomalies=100)
+    detector = VAEDetector(random_state=0, **QUALITY).fit(train)
+    auroc = roc_auc_score(labels, detector.decision_function(test))
+    mahalanobis = roc_auc_score(labels, mahalanobis_scores(train, test))
+    forest = roc_auc_score(labels, isolation_forest_scores(train, test))
+    # measured 0.829 against 0.775 and 0.687; over data and model seeds 0-7 the margin over the better
+    # baseline was 0.029 to 0.094
+    assert auroc >= max(mahalanobis, forest) + 0.02, (auroc, mahalanobis, forest)
 
 
 def test_an_ensemble_averages_its_members(train_frame, tmp_path):

@@ -9,12 +9,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
 from pipelines.cli import main as cli
 from pipelines.config import load_settings, validate
 from pipelines.registry import load_detector
 from pipelines.train import RegistrationRefused, train_and_register
-from tests.conftest import mixed_frame, mlflow_server_process
+from tests.conftest import mlflow_server_process
+from tests.quality import QUALITY, isolation_forest_scores, mahalanobis_scores, manifold_frame
 
 FAST = {"hidden": [16], "max_steps": 150, "eval_every": 50, "kl_warmup_steps": 20, "n_importance_samples": 8}
 
@@ -29,7 +32,7 @@ def workdir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def labelled_csv(tmp_path_factory) -> Path:
-    frame, labels = mixed_frame(1500, seed=5, n_anomalies=60)
+    frame, labels = manifold_frame(2000, seed=5, n_anomalies=150)
     frame["label"] = labels
     path = tmp_path_factory.mktemp("data") / "train.csv"
     frame.to_csv(path, index=False)
@@ -40,26 +43,35 @@ def registered_versions(name: str) -> list[str]:
     return [v.version for v in mlflow.MlflowClient().search_model_versions(f"name='{name}'")]
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_train_registers_a_pyfunc_that_predicts_the_detector_scores(workdir, labelled_csv):
-    settings = validate({"detector": FAST})
-    result = train_and_register(labelled_csv, "mixed", settings, alias="champion", label_column="label", progress=False)
+    settings = validate({"detector": QUALITY})
+    result = train_and_register(labelled_csv, "manifold", settings, alias="champion", label_column="label", progress=False)
     assert (workdir / "mlflow.db").is_file() and (workdir / "mlartifacts").is_dir()
-    assert result.version == "1" and 0.5 < result.metrics["test_auroc"] <= 1.0
+    assert result.version == "1"
     assert {"test_aupr", "test_precision", "test_recall", "threshold_neg_elbo"} <= set(result.metrics)
+    data = pd.read_csv(labelled_csv)
+    train, test, _, labels = train_test_split(  # the pipeline's evaluation split
+        data.drop(columns="label"), data["label"], test_size=0.2, stratify=data["label"], random_state=0
+    )
+    baselines = [roc_auc_score(labels, score(train, test)) for score in (mahalanobis_scores, isolation_forest_scores)]
+    # measured 0.881 against 0.813 (Mahalanobis) and 0.747; over data seeds 5-9 the margin over the better
+    # baseline was 0.033 to 0.130
+    assert result.metrics["test_auroc"] >= max(baselines) + 0.02, (result.metrics["test_auroc"], baselines)
 
     rows = pd.read_csv(labelled_csv).drop(columns="label").head(40)
-    pyfunc = mlflow.pyfunc.load_model("models:/mixed@champion")
+    pyfunc = mlflow.pyfunc.load_model("models:/manifold@champion")
     predicted = pyfunc.predict(rows)
-    detector, identity = load_detector("models:/mixed@champion")
-    assert identity == {"name": "mixed", "version": "1"}
+    detector, identity = load_detector("models:/manifold@champion")
+    assert identity == {"name": "manifold", "version": "1"}
     pd.testing.assert_frame_equal(predicted, detector.score_frame(rows), check_exact=True)
     strict = pyfunc.predict(rows, params={"fpr": 0.001})
     assert strict["is_outlier"].sum() <= predicted["is_outlier"].sum()
 
     run = mlflow.get_run(result.run_id)
-    assert "validation_loss" in run.data.metrics and run.data.params["detector.max_steps"] == "150"
+    assert "validation_loss" in run.data.metrics and run.data.params["detector.max_steps"] == "2000"
     history = mlflow.MlflowClient().get_metric_history(result.run_id, "validation_loss")
-    assert len(history) == 3  # one point per validation check
+    assert len(history) == 2000 // 50  # one point per validation check (patience 40 checks: no early stop)
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
     assert {"plots/loss_curves.png", "plots/score_distribution.png", "plots/contributions.csv"} <= logged
 
