@@ -56,7 +56,7 @@ def train_frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def fitted(train_frame: pd.DataFrame) -> VAEDetector:
-    return VAEDetector(random_state=0).fit(train_frame)  # the defaults: quality floors are about them
+    return VAEDetector(random_state=0).fit(train_frame)  # the defaults
 
 
 # small and fast, with a higher rate to learn in the default 800 steps

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 from anomaly_vae import ImageVAEDetector
@@ -45,11 +46,17 @@ def test_init_only_stores_and_clone_round_trips():
         ImageVAEDetector(4)
 
 
-def test_one_class_digits_beat_chance_clearly(fitted, digits):
+def test_one_class_digits_beat_an_isolation_forest(fitted, digits):
     images, labels = digits
     test_images, test_labels = images[1200:], labels[1200:]
     scores = fitted.score_frame(test_images)
-    assert roc_auc_score(test_labels != 8, scores["neg_log_likelihood"]) > 0.9  # 0.96 when written
+    auroc = roc_auc_score(test_labels != 8, scores["neg_log_likelihood"])
+    train = images[:1200][labels[:1200] == 8].reshape(-1, 64)
+    forest = IsolationForest(random_state=0).fit(train)
+    forest_auroc = roc_auc_score(test_labels != 8, -forest.score_samples(test_images.reshape(-1, 64)))
+    # measured 0.965 against IsolationForest's 0.949 (margins 0.016-0.035 over four orderings of the data);
+    # a Mahalanobis distance with Ledoit-Wolf shrinkage gets 0.989 on these 8 x 8 pixels, above the model
+    assert auroc >= forest_auroc + 0.005, (auroc, forest_auroc)
     np.testing.assert_allclose(scores["neg_elbo"], scores["reconstruction_nll"] + scores["kl"], rtol=1e-5)
     ratio = scores["neg_log_likelihood"] + 64 * np.log(255) - scores["complexity"]  # 64 pixels of 8 bits
     np.testing.assert_allclose(scores["neg_log_likelihood_ratio"], ratio, rtol=1e-9)

@@ -46,7 +46,9 @@ def registered_versions(name: str) -> list[str]:
 @pytest.mark.usefixtures("one_torch_thread")
 def test_train_registers_a_pyfunc_that_predicts_the_detector_scores(workdir, labelled_csv):
     settings = validate({"detector": QUALITY})
-    result = train_and_register(labelled_csv, "manifold", settings, alias="champion", label_column="label", progress=False)
+    result = train_and_register(
+        labelled_csv, "manifold", settings, alias="champion", label_column="label", progress=False
+    )
     assert (workdir / "mlflow.db").is_file() and (workdir / "mlartifacts").is_dir()
     assert result.version == "1"
     assert {"test_aupr", "test_precision", "test_recall", "threshold_neg_elbo"} <= set(result.metrics)
