@@ -11,7 +11,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
 # Without autograd, layer outputs are computed in multiples of this many columns. MKL's single-precision
 # GEMM (AVX-512, oneMKL 2024.2) rounds a row differently by its position in the batch (mod 2 or 4) for
 # outputs 5-7 and 9-11 wide; measured with widths padded to a multiple of 8 and row counts a multiple of

@@ -9,7 +9,14 @@ With K importance samples z_k = mu + sigma * eps_k drawn from q(z|x), the scores
   -log p(x) (never above ``neg_elbo`` and tighter as K grows).
 
 The K noise vectors eps_k are fixed per model (drawn once from its seed) and shared by all records, so a
-record's scores do not depend on the rest of its batch and repeat bit for bit.
+record's scores do not depend on the rest of its batch in exact arithmetic. In float32 they would: the
+CPU kernels round a row differently by the number of rows in the call (MKL's GEMM picks other kernels
+for 1-8 rows and for odd row counts; torch's vectorised reductions over members and samples treat the
+last columns of a row count that is not a multiple of 64 apart) and, for some layer widths, by the row's
+position in the call (see ``model.GEMM_COLUMNS``). So every chunk is scored as a multiple of ROW_BLOCK
+rows (the last row repeated), and layer outputs are computed a multiple of 8 columns wide: measured, a
+record then gets the same bits alone, in any batch and with any thread count (tests/anomaly_vae/
+test_determinism.py; docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from anomaly_vae.losses import TensorData, feature_nll, kl_divergence
 from anomaly_vae.model import TabularVAE
 
 SCORE_NAMES = ("neg_elbo", "reconstruction_nll", "kl", "neg_log_likelihood")
-ROW_BLOCK = 64
+ROW_BLOCK = 64  # rows are scored in multiples of this many (see the module docstring)
 
 
 @functools.lru_cache(maxsize=64)
@@ -46,6 +53,7 @@ def score_data(
     *,
     nll_fn: Callable[[Any, Any], torch.Tensor] | None = None,
     per_feature: bool = True,
+    row_block: int = ROW_BLOCK,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Scores (name -> (n,) float64) and per-feature reconstruction NLL (n, n_features) of ``data`` (None
     with ``per_feature=False``).
@@ -55,6 +63,8 @@ def score_data(
     batch)`` gives the per-feature NLL of shape (E, K, n, F) for other networks (default: the tabular
     likelihoods); ``rows_per_chunk`` bounds the records x samples x members held at once (default: a
     size that stays in a CPU's caches, 64 times more on a GPU, where each chunk costs kernel launches).
+    Chunks are whole multiples of ``row_block`` rows, padded by repeating their last row, unless the
+    bound leaves room for fewer rows (very large images): those are scored unpadded.
     """
     if nll_fn is None:
         config = model.config
@@ -65,12 +75,16 @@ def score_data(
     if rows_per_chunk is None:
         rows_per_chunk = 65536 if data.inputs.device.type == "cpu" else 2**22
     k, members = len(noise), model.config.n_members
-    chunk = max(1, rows_per_chunk // (k * members) // ROW_BLOCK) * ROW_BLOCK
+    chunk = max(1, rows_per_chunk // (k * members))
+    if chunk >= row_block:
+        chunk -= chunk % row_block
+    else:
+        row_block = 1
     scores: list[torch.Tensor] = []  # (4, chunk) per chunk
     contributions: list[torch.Tensor] = []
     for start in range(0, max(len(data), 1), chunk):  # no rows: one empty chunk gives empty scores
         n = min(chunk, len(data) - start)
-        batch = _padded(data, start, n)
+        batch = _padded(data, start, n, row_block)
         context = () if getattr(batch, "context", None) is None else (batch.context,)  # a conditional VAE's
         mu, logvar = (t[:, None] for t in model.encode(batch.inputs, *context))  # (E, 1, n, L)
         z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
@@ -91,9 +105,9 @@ def score_data(
     return joined, torch.cat(contributions).double().cpu().numpy() if per_feature else None
 
 
-def _padded(data: Any, start: int, n: int) -> Any:
-    """Rows ``start`` to ``start + n`` of ``data``, the last one repeated up to a multiple of ROW_BLOCK rows."""
-    size = -(-n // ROW_BLOCK) * ROW_BLOCK
+def _padded(data: Any, start: int, n: int, row_block: int) -> Any:
+    """Rows ``start`` to ``start + n`` of ``data``, the last one repeated up to a multiple of ``row_block`` rows."""
+    size = -(-n // row_block) * row_block
     if size == n:
         return data[start : start + n]
     index = torch.arange(start, start + size, device=data.inputs.device).clamp_(max=start + n - 1)

@@ -103,9 +103,6 @@ def score_file(
         raise ValueError(f"max_reject_fraction must be in [0, 1], got: {max_reject_fraction}")
     start = time.perf_counter()
     detector, identity = load_detector(model)
-    # One record scored first: without it a rerun sometimes differed from the first run in its first chunk
-    # (last bits, cause not found; see docs/reliability.md). With it, 3 of 3 runs of the kill test passed.
-    detector.score_columns(pd.DataFrame([detector.schema_.typical_record()]))
     names = list(detector.feature_names_in_)
     rejects_path = output_path.with_name(output_path.stem + ".rejects.csv")
     manifest_path = output_path.with_name(output_path.stem + ".manifest.json")
