@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.batch import score_file
+from pipelines.batch import TooManyRejects, score_file
 from pipelines.cli import main as cli
 from pipelines.config import validate
 from pipelines.registry import load_detector
@@ -39,8 +39,9 @@ def test_batch_scoring_rejects_rows_without_a_context(model_dir, conditional, tm
     np.testing.assert_allclose(scores["neg_log_likelihood"], expected["neg_log_likelihood"], rtol=1e-5)
 
     frame.drop(columns="merchant").to_csv(source, index=False)
-    manifest = score_file(model_dir, source, out, progress=False)
-    assert manifest["rows_rejected"] == 300
+    with pytest.raises(TooManyRejects, match="no row was scored") as failed:
+        score_file(model_dir, source, out, progress=False)
+    assert failed.value.manifest["rows_rejected"] == 300
     assert pd.read_csv(tmp_path / "scores.rejects.csv")["reason"].iloc[0] == "missing column(s): ['merchant']"
 
 
