@@ -126,10 +126,10 @@ def score_file(
                     raise ValueError(f"id column(s) not in the input: {absent_ids}")
                 rows = np.arange(counts["rows_in"], counts["rows_in"] + len(chunk))
                 absent = [n for n in names if n not in chunk.columns]
-                if absent:
-                    scores, reasons = {}, pd.Series(f"missing column(s): {absent}", index=rows - rows[0], dtype=object)
-                else:
+                if not absent:
                     scores, reasons = detector.score_valid(chunk[names], fpr=fpr, contributions=contributions > 0)
+                else:
+                    scores, reasons = {}, pd.Series(f"missing column(s): {absent}", index=rows - rows[0], dtype=object)
                 good = np.ones(len(chunk), dtype=bool)
                 good[reasons.index.to_numpy(dtype=int)] = False
                 rejected = pd.DataFrame(
