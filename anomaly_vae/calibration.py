@@ -3,9 +3,9 @@
 For a score ``s`` and calibration scores ``c_1..c_n`` of records the model never trained on, the p-value
 is ``(1 + #{c_i >= s}) / (n + 1)``: under the training distribution P(p <= a) <= a for every level a, so
 flagging ``p_value <= fpr`` has a false-positive rate of at most ``fpr`` on average over calibration sets;
-one fitted model's rate varies around that (a Beta law, wider for small n; docs/benchmarks.md). The matching threshold is the
-calibration score just below the flagged region, and ``score > threshold`` flags exactly the same
-records, so any rate can be chosen at scoring time without retraining.
+one fitted model's rate varies around that (a Beta law, wider for small n; docs/benchmarks.md). The
+matching threshold is the calibration score just below the flagged region, and ``score > threshold``
+flags exactly the same records, so any rate can be chosen at scoring time without retraining.
 
 Contaminated training data: outliers in the calibration set only make p-values larger (conservative,
 never more false alarms than asked for). If the contamination rate is known, ``contamination`` drops
