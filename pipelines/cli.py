@@ -73,19 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--compare", type=Path, help="data (CSV, Parquet) to compare the samples with")
     sample.add_argument("--report", type=Path, help="with --compare: the comparison plot (.png) and .json numbers")
 
-    # the same options as `python -m serving` (serving/__main__.py), which this command runs
-    serve = commands.add_parser("serve", help="serve a model over HTTP (FastAPI + uvicorn)")
-    serve.add_argument(
-        "--model",
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a model folder (default: ANOMALY_VAE_MODEL_URI)",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
-    serve.add_argument(
-        "--workers",
-        type=int,
-        help="worker processes sharing the port (default: ANOMALY_VAE_WORKERS, else 0 = one per CPU available)",
-    )
+    # `python -m serving` parses its own options (and --help, with defaults): pipelines never import serving
+    commands.add_parser("serve", help="serve a model over HTTP (FastAPI + uvicorn)", add_help=False)
 
     drift = commands.add_parser("drift", help="drift of a data set against the model's training profile")
     drift.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a folder")
@@ -154,16 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, serve_arguments = parser.parse_known_args(argv)
+    if args.command == "serve":  # a process of its own
+        os.execv(sys.executable, [sys.executable, "-m", "serving", *serve_arguments])
+    if serve_arguments:
+        parser.error(f"unrecognized arguments: {' '.join(serve_arguments)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     # The interpreter's last garbage collections at exit walk every object that torch, pandas and sklearn
     # created (about half a second of a small job); frozen objects are skipped, and the process is ending.
     atexit.register(gc.freeze)
-    if args.command == "serve":  # a process of its own: pipelines never import serving
-        command = [sys.executable, "-m", "serving", "--host", args.host, "--port", str(args.port)]
-        command += [] if args.model is None else ["--model", args.model]
-        os.execv(sys.executable, command + ([] if args.workers is None else ["--workers", str(args.workers)]))
     try:
         if args.command == "train":
             from pipelines.config import load_settings
