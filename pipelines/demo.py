@@ -17,9 +17,10 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from anomaly_vae.registry import EMBEDDED_DB
 from pipelines.batch import score_file
 from pipelines.config import validate
-from pipelines.registry import EMBEDDED_ARTIFACTS, EMBEDDED_DB
+from pipelines.registry import EMBEDDED_ARTIFACTS
 from pipelines.sample import sample_to_file
 from pipelines.train import train_and_register
 

@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from anomaly_vae import VAEDetector
-from pipelines.registry import DETECTOR_ARTIFACT
+from anomaly_vae.registry import DETECTOR_ARTIFACT
 
 
 class DetectorModel(PythonModel):

@@ -2,8 +2,9 @@
 
 ``models:/NAME@ALIAS`` is followed: when the alias moves, the new version is loaded in the background,
 checked on a probe record and swapped in atomically. A version that fails leaves the old one serving
-and is counted; an unreachable registry changes nothing. mlflow is imported only for models:/ and runs:/
-URIs (it takes seconds to import, and a model folder does not need it).
+and is counted; an unreachable registry changes nothing. URIs are resolved by ``anomaly_vae.registry``
+(mlflow is imported only for models:/ and runs:/ URIs: it takes seconds to import, and a model folder
+does not need it).
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from anomaly_vae import VAEDetector
-from anomaly_vae.persistence import META_FILE
+from anomaly_vae.registry import alias_version, resolve
 from serving.metrics import Metrics, retire
 
 logger = logging.getLogger(__name__)
-DETECTOR_ARTIFACT = "detector"  # the artifact name the training pipeline logs the detector under
 
 
 @dataclass(frozen=True)
@@ -31,33 +30,10 @@ class LoadedModel:
     version: str
 
 
-def registry_version(uri: str) -> str | None:
-    """The version an alias URI points at now; None for URIs that name a fixed model."""
-    if not (uri.startswith("models:/") and "@" in uri):
-        return None
-    import mlflow
-
-    name, alias = uri.removeprefix("models:/").split("@", 1)
-    return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
-
-
 def load(uri: str, device: str = "cpu") -> LoadedModel:
     """Load and check the model at ``uri`` (a model folder or an MLflow models:/ or runs:/ URI)."""
-    local = Path(uri)
-    if (local / META_FILE).is_file():
-        model = LoadedModel(VAEDetector.load(local, device=device), local.name, "local")
-    elif uri.startswith(("models:/", "runs:/")):
-        import mlflow.artifacts
-
-        version = registry_version(uri)
-        pinned = f"models:/{uri.removeprefix('models:/').split('@')[0]}/{version}" if version else uri
-        folder = Path(mlflow.artifacts.download_artifacts(pinned)) / "artifacts" / DETECTOR_ARTIFACT
-        if not (folder / META_FILE).is_file():
-            raise ValueError(f"{uri} is not an anomaly-vae model (no {DETECTOR_ARTIFACT} artifact)")
-        name = uri.removeprefix("models:/").split("@")[0].split("/")[0] if uri.startswith("models:/") else uri
-        model = LoadedModel(VAEDetector.load(folder, device=device), name, version or pinned.rsplit("/", 1)[-1])
-    else:
-        raise ValueError(f"model {uri!r} is neither a model folder nor an MLflow models:/ or runs:/ URI")
+    resolved = resolve(uri)
+    model = LoadedModel(VAEDetector.load(resolved.folder, device=device), resolved.name, resolved.version)
     _probe(model.detector)
     return model
 
@@ -88,7 +64,7 @@ class ModelStore:
             self.load_initial()
             return True
         try:
-            version = registry_version(self.uri)
+            version = alias_version(self.uri)
         except Exception as error:  # registry unreachable: keep serving what we have
             self.metrics.registry_errors.inc()
             logger.warning("registry check failed, keeping version %s: %s", self.current.version, error)

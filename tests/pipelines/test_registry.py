@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from anomaly_vae import VAEDetector
+from anomaly_vae.registry import DETECTOR_ARTIFACT
 from pipelines.cli import main as cli
-from pipelines.registry import DETECTOR_ARTIFACT, configure_tracking, ensure_experiment, load_detector
+from pipelines.registry import configure_tracking, ensure_experiment, load_detector
 from pipelines.train import PYFUNC_CODE
 from tests.conftest import TINY, mixed_frame
 
