@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import betabinom
 
 PSEUDO_COUNT = 0.5  # added to every bin of a sample's counts, so an empty bin does not make PSI infinite
 
@@ -71,16 +73,9 @@ def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> 
     """Jensen-Shannon distance (square root of the divergence, base 2) between two histograms."""
     p = np.asarray(reference_counts, dtype=np.float64)
     q = np.asarray(current_counts, dtype=np.float64)
-    if p.sum() == 0 or q.sum() == 0:
+    if p.sum() == 0 or q.sum() == 0:  # an empty sample has no frequencies to compare
         return 0.0
-    p, q = p / p.sum(), q / q.sum()
-    m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> float:
-        present = a > 0
-        return float(np.sum(a[present] * np.log2(a[present] / m[present])))
-
-    return float(np.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
+    return float(jensenshannon(p, q, base=2))
 
 
 def missing_rate(values: np.ndarray) -> float:
@@ -125,13 +120,5 @@ def outlier_count_p_value(flagged: int, n: int, n_calibration: int, fpr: float) 
     b = n_calibration + 1 - a
     if a <= 0 or b <= 0:  # nothing or everything is flagged, whatever the data
         return 1.0
-    x = np.arange(flagged, n + 1, dtype=np.float64)
-    if x.size == 0:
-        return 0.0
-    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
-    log_choose = lgamma(n + 1.0) - lgamma(x + 1.0) - lgamma(n - x + 1.0)
-    log_beta = lgamma(x + a) + lgamma(n - x + b) - lgamma(n + a + b)
-    log_beta0 = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-    terms = log_choose + log_beta - log_beta0
-    peak = terms.max()
-    return float(min(1.0, math.exp(peak) * np.exp(terms - peak).sum()))
+    # sf(k) is P(X > k), so P(X >= flagged) is sf(flagged - 1)
+    return float(min(1.0, betabinom.sf(flagged - 1, n, a, b)))

@@ -16,32 +16,54 @@ evaluation:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from anomaly_vae import VAEDetector
 
 
-@dataclass(frozen=True)
-class DataSettings:
-    max_rows: int | None = 2_000_000
+class _Section(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting; settings do not change once read.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class EvaluationSettings:
-    test_fraction: float = 0.2
-    min_auroc: float | None = None
-    min_aupr: float | None = None
+class DataSettings(_Section):
+    max_rows: int | None = Field(2_000_000, ge=100, strict=True)
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    detector: dict[str, Any] = field(default_factory=dict)
+class EvaluationSettings(_Section):
+    # strict: a quoted number or a boolean is refused, not converted
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9, strict=True)
+    min_auroc: float | None = Field(None, ge=0.0, le=1.0, strict=True)
+    min_aupr: float | None = Field(None, ge=0.0, le=1.0, strict=True)
+
+
+class TrainSettings(_Section):
+    detector: dict[str, Any] = {}  # keyword arguments of VAEDetector
     data: DataSettings = DataSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+
+    @field_validator("detector")
+    @classmethod
+    def _detector_arguments(cls, detector: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(set(detector) - set(VAEDetector().get_params()))
+        if bad:
+            raise ValueError(f"unknown detector setting(s): {bad}; see help(anomaly_vae.VAEDetector)")
+        if "hidden" in detector:
+            detector = {**detector, "hidden": tuple(detector["hidden"])}
+        return detector
+
+
+# What each checked value must be, for the error message of a value out of range or of the wrong type.
+_EXPECTED = {
+    "data.max_rows": "an integer >= 100 or null",
+    "evaluation.test_fraction": "in (0, 0.9)",
+    "evaluation.min_auroc": "in [0, 1] or null",
+    "evaluation.min_aupr": "in [0, 1] or null",
+}
 
 
 def load_settings(path: Path | None = None, overrides: list[str] = ()) -> TrainSettings:  # type: ignore[assignment]
@@ -71,35 +93,28 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def validate(raw: dict[str, Any]) -> TrainSettings:
-    unknown = set(raw) - {"detector", "data", "evaluation"}
-    if unknown:
-        raise ValueError(f"unknown config section(s): {sorted(unknown)}; expected detector, data, evaluation")
-    for section in raw.values():
-        if not isinstance(section, dict):
-            raise ValueError("each config section must be a mapping of keys to values")
-    detector = dict(raw.get("detector", {}))
-    allowed = set(VAEDetector().get_params())
-    bad = sorted(set(detector) - allowed)
-    if bad:
-        raise ValueError(f"unknown detector setting(s): {bad}; see help(anomaly_vae.VAEDetector)")
-    if "hidden" in detector:
-        detector["hidden"] = tuple(detector["hidden"])
-    data = _section(DataSettings, raw.get("data", {}), "data")
-    evaluation = _section(EvaluationSettings, raw.get("evaluation", {}), "evaluation")
-    if data.max_rows is not None and (not isinstance(data.max_rows, int) or data.max_rows < 100):
-        raise ValueError(f"data.max_rows must be an integer >= 100 or null, got: {data.max_rows!r}")
-    if not (isinstance(evaluation.test_fraction, float) and 0.0 < evaluation.test_fraction < 0.9):
-        raise ValueError(f"evaluation.test_fraction must be in (0, 0.9), got: {evaluation.test_fraction!r}")
-    for name in ("min_auroc", "min_aupr"):
-        value = getattr(evaluation, name)
-        if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-            raise ValueError(f"evaluation.{name} must be in [0, 1] or null, got: {value!r}")
-    return TrainSettings(detector=detector, data=data, evaluation=evaluation)
+    try:
+        return TrainSettings.model_validate(raw)
+    except ValidationError as error:
+        raise ValueError(_message(error.errors())) from None
 
 
-def _section(cls: type, values: dict[str, Any], name: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    bad = sorted(set(values) - known)
-    if bad:
-        raise ValueError(f"unknown {name} setting(s): {bad}; expected {sorted(known)}")
-    return cls(**values)
+def _message(errors: list[Any]) -> str:
+    """One line naming the first wrong key, as the command prints it (unknown sections first)."""
+    unknown = [error["loc"] for error in errors if error["type"] == "extra_forbidden"]
+    sections = sorted(loc[0] for loc in unknown if len(loc) == 1)
+    if sections:
+        return f"unknown config section(s): {sections}; expected detector, data, evaluation"
+    error = errors[0]
+    loc = error["loc"]
+    if error["type"] in ("dict_type", "model_type"):
+        return "each config section must be a mapping of keys to values"
+    if error["type"] == "value_error":  # raised by a validator with its own message
+        return str(error["ctx"]["error"])
+    if error["type"] == "extra_forbidden":
+        section = loc[0]
+        names = sorted(other[1] for other in unknown if other[0] == section)
+        known = sorted({"data": DataSettings, "evaluation": EvaluationSettings}[section].model_fields)
+        return f"unknown {section} setting(s): {names}; expected {known}"
+    key = ".".join(str(part) for part in loc[:2])
+    return f"{key} must be {_EXPECTED[key]}, got: {error['input']!r}"

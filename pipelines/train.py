@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ def train_and_register(
         mlflow.set_tags({"data": str(data), "label_column": str(label_column), "anomaly_vae": anomaly_vae.__version__})
         mlflow.log_params({f"detector.{k}": v for k, v in detector.get_params().items()})
         mlflow.log_params({"rows": len(frame), "train_rows": len(train), "test_rows": len(test)})
-        mlflow.log_params({f"evaluation.{k}": v for k, v in asdict(settings.evaluation).items()})
+        mlflow.log_params({f"evaluation.{k}": v for k, v in settings.evaluation.model_dump().items()})
         detector.fit(train, callbacks=[MlflowMetrics()])
         scores = detector.score_frame(test, contributions=True)
         metrics = _calibration_metrics(detector)
