@@ -17,7 +17,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from anomaly_vae.calibration import Calibration, check_fpr
-from anomaly_vae.detector import CALIBRATED_SCORES, VAEDetector, _resolve_device
+from anomaly_vae.detector import CALIBRATED_SCORES, MIN_FIT_ROWS, VAEDetector, _resolve_device
 from anomaly_vae.image_data import ImageShape, complexity_nats, load_images
 from anomaly_vae.image_model import HALF_LOG_2PI, ConvVAE, ImageData, ImageVAEConfig, image_elbo_loss, pixel_nll
 from anomaly_vae.persistence import load_folder, save_folder
@@ -131,16 +131,14 @@ class ImageVAEDetector(VAEDetector):
         size = None if self.image_size is None else (int(self.image_size[0]), int(self.image_size[1]))
         self.image_shape_ = ImageShape.fit(images, size)
         pixels = self.image_shape_.transform(images)
-        if len(pixels) < 20:
-            raise ValueError(f"X has {len(pixels)} images; at least 20 are needed to train and calibrate")
+        if len(pixels) < MIN_FIT_ROWS:
+            raise ValueError(f"X has {len(pixels)} images; at least {MIN_FIT_ROWS} are needed to train and calibrate")
         self.seed_ = int(np.random.SeedSequence(self.random_state).generate_state(1)[0] & 0x7FFFFFFF)
         self.device_ = _resolve_device(self.device)
         self.n_features_in_ = int(pixels[0].numel())
         # identical images always land in the same split (see anomaly_vae.splitting)
         digests = pd.DataFrame({"image": [hashlib.sha1(p.numpy().tobytes()).hexdigest() for p in pixels]})
         parts = split_rows(digests, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
-        if min(len(p) for p in parts) == 0:
-            raise ValueError("a split came out empty: give more images or larger validation/calibration fractions")
         data = ImageData(pixels.to(self.device_))
         train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
         shape = self.image_shape_
