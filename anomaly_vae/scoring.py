@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anomaly_vae.losses import TensorData, feature_nll, kl_divergence
-from anomaly_vae.model import TabularVAE
+from anomaly_vae.network import ModelInput, VAENetwork, kl_divergence
 
 SCORE_NAMES = ("neg_elbo", "reconstruction_nll", "kl", "neg_log_likelihood")
 ROW_BLOCK = 64  # rows are scored in multiples of this many (see the module docstring)
@@ -46,12 +45,12 @@ def importance_noise(seed: int, n_samples: int, latent_dim: int) -> torch.Tensor
 
 @torch.inference_mode()
 def score_data(
-    model: TabularVAE | Any,
-    data: TensorData | Any,
+    model: VAENetwork,
+    data: ModelInput,
     noise: torch.Tensor,
     rows_per_chunk: int | None = None,
     *,
-    nll_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    nll_fn: Callable[[Any, Any], torch.Tensor],
     per_feature: bool = True,
     row_block: int = ROW_BLOCK,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
@@ -60,15 +59,12 @@ def score_data(
 
     With an ensemble, every score is the mean over members (``neg_log_likelihood`` is then the mean of
     the members' estimates of -log p(x), i.e. -log of their geometric mean density). ``nll_fn(decoded,
-    batch)`` gives the per-feature NLL of shape (E, K, n, F) for other networks (default: the tabular
-    likelihoods); ``rows_per_chunk`` bounds the records x samples x members held at once (default: a
-    size that stays in a CPU's caches, 64 times more on a GPU, where each chunk costs kernel launches).
+    batch)`` gives the network's per-feature NLL of shape (E, K, n, F) of the decoded samples;
+    ``rows_per_chunk`` bounds the records x samples x members held at once (default: a size that stays
+    in a CPU's caches, 64 times more on a GPU, where each chunk costs kernel launches).
     Chunks are whole multiples of ``row_block`` rows, padded by repeating their last row, unless the
     bound leaves room for fewer rows (very large images): those are scored unpadded.
     """
-    if nll_fn is None:
-        config = model.config
-        nll_fn = lambda out, batch: feature_nll(out, batch, config)  # noqa: E731
     if model.training:  # eval() walks every submodule: skipped when already in eval mode
         model.eval()
     noise = noise.to(data.inputs.device)
@@ -85,10 +81,9 @@ def score_data(
     for start in range(0, max(len(data), 1), chunk):  # no rows: one empty chunk gives empty scores
         n = min(chunk, len(data) - start)
         batch = _padded(data, start, n, row_block)
-        context = () if getattr(batch, "context", None) is None else (batch.context,)  # a conditional VAE's
-        mu, logvar = (t[:, None] for t in model.encode(batch.inputs, *context))  # (E, 1, n, L)
+        mu, logvar = (t[:, None] for t in model.encode(batch.inputs, batch.context))  # (E, 1, n, L)
         z = model.reparameterize(mu, logvar, noise[None, :, None, :])  # (E, K, n, L)
-        nll = nll_fn(model.decode(z, *context), batch)  # (E, K, n, F)
+        nll = nll_fn(model.decode(z, batch.context), batch)  # (E, K, n, F)
         reconstruction = nll.sum(dim=-1)
         # log p(z) - log q(z|x) with z = mu + sigma * eps: the 2 pi terms cancel and (z - mu) / sigma = eps
         log_prior_ratio = 0.5 * (
@@ -105,7 +100,7 @@ def score_data(
     return joined, torch.cat(contributions).double().cpu().numpy() if per_feature else None
 
 
-def _padded(data: Any, start: int, n: int, row_block: int) -> Any:
+def _padded(data: ModelInput, start: int, n: int, row_block: int) -> ModelInput:
     """Rows ``start`` to ``start + n`` of ``data``, the last one repeated up to a multiple of ``row_block`` rows."""
     size = -(-n // row_block) * row_block
     if size == n:

@@ -1,5 +1,6 @@
-"""The training loop: minibatch Adam on the negative ELBO, KL warm-up, early stopping on a validation
-split. Experiment tracking lives in callbacks (see :class:`Callback`), never in this loop."""
+"""The training loop of every network of the family: minibatch Adam on the network's loss (its negative
+ELBO), KL warm-up, trimming, bagging, early stopping on a validation split. Experiment tracking lives in
+callbacks (see :class:`Callback`), never in this loop."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
-from anomaly_vae.losses import TensorData, feature_nll, kl_divergence
-from anomaly_vae.model import TabularVAE
+from anomaly_vae.network import ModelInput, VAENetwork
 
 logger = logging.getLogger(__name__)
 
@@ -46,36 +46,25 @@ class Callback(Protocol):
         """Called after each validation check ("epoch" = ``eval_every`` steps)."""
 
 
-def elbo_loss(
-    model: TabularVAE, data: TensorData, beta: float = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Negative ELBO per member and record (one reparameterized sample each), shape (E, n)."""
-    mu, logvar = model.encode(data.inputs, data.context)
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    out = model.decode(model.reparameterize(mu, logvar, eps), data.context)
-    recon = feature_nll(out, data, model.config).sum(dim=-1)
-    return recon + beta * kl_divergence(mu, logvar)
-
-
+Network = TypeVar("Network", bound=VAENetwork)
+Data = TypeVar("Data", bound=ModelInput)
 # (model, data, beta, generator) -> negative ELBO per member and record, shape (E, n)
-LossFn = Callable[[Any, Any, float, "torch.Generator | None"], torch.Tensor]
+LossFn = Callable[[Network, Data, float, "torch.Generator | None"], torch.Tensor]
 
 
 def train(
-    model: Any,
-    train_data: Any,
-    validation_data: Any,
+    model: Network,
+    train_data: Data,
+    validation_data: Data,
     config: TrainConfig,
     *,
-    loss_fn: LossFn = elbo_loss,
+    loss_fn: LossFn[Network, Data],
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
 ) -> History:
     """Train ``model`` in place and restore the weights with the best validation loss.
 
-    ``model`` is a VAE network with ``config.n_members`` (:class:`TabularVAE` or the image network);
-    ``train_data`` / ``validation_data`` have ``inputs``, ``len`` and row indexing; ``loss_fn`` is the
-    network's loss (default: the tabular :func:`elbo_loss`). Randomness comes from torch's global
+    ``loss_fn`` is the network's loss (the tabular or the image negative ELBO). Randomness comes from torch's global
     generator: seed it (or fork it) around this call.
     """
     optimizer = torch.optim.Adam(
@@ -115,7 +104,7 @@ def train(
             raise FloatingPointError(
                 f"training loss is {train_loss} before step {step}: lower learning_rate or check the data"
             )
-        validation_loss = evaluate(model, validation_data, loss_fn=loss_fn)
+        validation_loss = evaluate(model, validation_data, loss_fn)
         model.train()
         running.zero_()
         since_check = 0
@@ -151,7 +140,7 @@ def trimmed_mean(losses: torch.Tensor, mask: torch.Tensor, trim: float) -> torch
 
 
 @torch.inference_mode()
-def evaluate(model: Any, data: Any, chunk: int = 8192, *, loss_fn: LossFn = elbo_loss) -> float:
+def evaluate(model: Network, data: Data, loss_fn: LossFn[Network, Data], chunk: int = 8192) -> float:
     """Mean negative ELBO on ``data`` (over records and members), with the same seeded noise at every call
     so that checks compare."""
     model.eval()

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(fit_images(args.data, args.output, label=args.label, params=args.params))
             else:
                 from anomaly_vae import ImageVAEDetector
-                from anomaly_vae.image_data import read_images
+                from anomaly_vae.image.data import read_images
 
                 images, names = read_images(args.input)
                 detector = ImageVAEDetector.load(args.model)

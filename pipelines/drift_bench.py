@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from anomaly_vae import VAEDetector
-from anomaly_vae.profile import DriftReport
+from anomaly_vae.tabular.profile import DriftReport
 from pipelines.synthetic import mixed_frame
 
 WINDOWS = (250, 500, 1000, 2000)

@@ -21,8 +21,8 @@ import pandas as pd
 
 from anomaly_vae import VAEDetector
 from anomaly_vae.drift import bin_counts
-from anomaly_vae.profile import DriftReport, FeatureProfile
-from anomaly_vae.schema import decode_numeric
+from anomaly_vae.tabular.profile import DriftReport, FeatureProfile
+from anomaly_vae.tabular.schema import decode_numeric
 from pipelines.data import read_table
 from pipelines.registry import load_detector
 

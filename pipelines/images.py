@@ -17,8 +17,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from anomaly_vae import ImageVAEDetector
-from anomaly_vae.image_data import read_images
-from anomaly_vae.image_io import grid, overlay, to_rgb, upscale, write_png
+from anomaly_vae.image.data import read_images
+from anomaly_vae.image.pictures import grid, overlay, to_rgb, upscale, write_png
 from pipelines.adbench import Detector, Result, _SklearnOutlier, write_tables
 
 logger = logging.getLogger(__name__)

@@ -70,10 +70,8 @@ def run_device_speed(
 
     import pandas as pd
 
-    from anomaly_vae.losses import TensorData
-    from anomaly_vae.model import TabularVAE
-    from anomaly_vae.schema import EncodedBatch
-    from anomaly_vae.scoring import score_data
+    from anomaly_vae.tabular.schema import EncodedBatch
+    from anomaly_vae.tabular.tensors import TensorData
     from anomaly_vae.training import train
 
     rng = np.random.default_rng(0)
@@ -95,9 +93,10 @@ def run_device_speed(
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    model = TabularVAE(detector.config_).to(detector.device_)
-    training = seconds(lambda: train(model, data, data[:batch_size], replace(config, max_steps=steps)))
-    scoring = seconds(lambda: score_data(detector.model_, data, detector._noise(), per_feature=False))
+    model = detector._network().to(detector.device_)
+    loss = detector._loss()
+    training = seconds(lambda: train(model, data, data[:batch_size], replace(config, max_steps=steps), loss_fn=loss))
+    scoring = seconds(lambda: detector._score_data(data, per_feature=False))
     name = torch.cuda.get_device_name(detector.device_) if detector.device_.type == "cuda" else "CPU"
     return "\n".join(
         [

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from prometheus_client import Gauge
 
-from anomaly_vae.profile import DriftReport
+from anomaly_vae.tabular.profile import DriftReport
 from serving.metrics import Metrics, retire
 from serving.model_store import LoadedModel
 

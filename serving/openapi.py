@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from anomaly_vae.schema import BOOLEAN, NUMERIC, TabularSchema
+from anomaly_vae.tabular.schema import BOOLEAN, NUMERIC, TabularSchema
 from serving.model_store import ModelStore
 from serving.schemas import ErrorBody
 

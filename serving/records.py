@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly_vae.schema import NUMERIC
+from anomaly_vae.tabular.schema import NUMERIC
 from serving.errors import ApiError, Loc
 from serving.model_store import LoadedModel
 

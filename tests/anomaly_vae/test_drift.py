@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from anomaly_vae import VAEDetector, drift
-from anomaly_vae.profile import DriftThresholds
+from anomaly_vae.tabular.profile import DriftThresholds
 from tests.conftest import mixed_frame
 
 WINDOW = 500  # the window size the planted shifts below are flagged within

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly_vae.schema import SOFT_CLIP, TabularSchema, frame_from_input, robust_center_scale, soft_clip
+from anomaly_vae.tabular.schema import SOFT_CLIP, TabularSchema, robust_center_scale, soft_clip
+from anomaly_vae.tabular.validation import frame_from_input
 
 
 def test_kinds_are_inferred_from_dtypes():

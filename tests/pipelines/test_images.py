@@ -7,7 +7,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from anomaly_vae import ImageVAEDetector
-from anomaly_vae.image_io import upscale
+from anomaly_vae.image.pictures import upscale
 from pipelines.cli import main
 from pipelines.images import grid_picture, run_mnist, select_images
 

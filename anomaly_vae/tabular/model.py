@@ -1,5 +1,5 @@
 """The tabular VAE: an MLP encoder, the reparameterization trick and an MLP decoder with one
-likelihood head per column type (see :mod:`anomaly_vae.losses` for the likelihoods)."""
+likelihood head per column type (see :mod:`anomaly_vae.tabular.losses` for the likelihoods)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from anomaly_vae.network import VAENetwork
 
 # Without autograd, layer outputs are computed in multiples of this many columns. MKL's single-precision
 # GEMM (AVX-512, oneMKL 2024.2) rounds a row differently by its position in the batch (mod 2 or 4) for
@@ -78,12 +80,14 @@ class DecoderOutput:
     missing_logits: torch.Tensor  # (E, ..., len(missing_features))
 
 
-class TabularVAE(nn.Module):
+class TabularVAE(VAENetwork):
     """An ensemble of ``n_members`` VAEs trained side by side (batched matrix products, one optimizer).
 
     Members share nothing but the data; E = 1 is a plain VAE. Encoder outputs and decoder inputs carry
     the member as their first dimension.
     """
+
+    config: VAEConfig
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
@@ -101,10 +105,6 @@ class TabularVAE(nn.Module):
             x = torch.cat([x, context], dim=-1)
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
-
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return mu + eps * torch.exp(0.5 * logvar)
 
     def decode(self, z: torch.Tensor, context: torch.Tensor | None = None) -> DecoderOutput:
         """Decode z of shape (E, ..., n, latent_dim), given the (n, context_dim) context of a conditional VAE."""

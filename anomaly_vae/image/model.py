@@ -1,13 +1,14 @@
-"""The convolutional VAE for images and its pixel likelihood.
+"""The convolutional VAE for images.
 
-Likelihood: Gaussian on intensities in [0, 1] with the mean from the decoder and ONE learned standard
-deviation per channel (and ensemble member). Why: the score of an image is then, up to a constant, its
-squared reconstruction error over sigma^2, which measures how far the image is from what the model can
-produce. Likelihoods with a scale per pixel (Gaussian or discretized logistic with decoder-predicted
-scales, or the Bernoulli / continuous Bernoulli whose variance follows the mean) and the discretized
-8-bit logistic even with one scale all make -log p(x) grow with the number of mid-gray (edge) pixels, so
-simple images look normal to any model: on one-class MNIST, digit 8 as normal, they scored 0.56-0.65
-AUROC against 0.85 for this choice (docs/benchmarks.md, "MNIST: what was tried").
+Its likelihood (:mod:`anomaly_vae.image.losses`): Gaussian on intensities in [0, 1] with the mean from
+the decoder and ONE learned standard deviation per channel (and ensemble member). Why: the score of an
+image is then, up to a constant, its squared reconstruction error over sigma^2, which measures how far
+the image is from what the model can produce. Likelihoods with a scale per pixel (Gaussian or
+discretized logistic with decoder-predicted scales, or the Bernoulli / continuous Bernoulli whose
+variance follows the mean) and the discretized 8-bit logistic even with one scale all make -log p(x)
+grow with the number of mid-gray (edge) pixels, so simple images look normal to any model: on one-class
+MNIST, digit 8 as normal, they scored 0.56-0.65 AUROC against 0.85 for this choice (docs/benchmarks.md,
+"MNIST: what was tried").
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from anomaly_vae.losses import kl_divergence
-
-HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+from anomaly_vae.network import VAENetwork
 
 
 @dataclass(frozen=True)
@@ -45,19 +44,6 @@ class ImageVAEConfig:
         """Height and width padded up to a multiple of 2**depth (the network's own grid)."""
         step = 2**self.depth
         return -(-self.height // step) * step, -(-self.width // step) * step
-
-
-@dataclass
-class ImageData:
-    """Images on a device: (n, C, H, W) float in [0, 1]."""
-
-    inputs: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: torch.Tensor | slice) -> ImageData:
-        return ImageData(self.inputs[index])
 
 
 class _Member(nn.Module):
@@ -98,9 +84,11 @@ class _Member(nn.Module):
         return out[..., : self.config.height, : self.config.width]
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(VAENetwork):
     """An ensemble of ``n_members`` convolutional VAEs (E = 1 is a plain VAE); the member is the first
-    dimension of the encoder outputs and of the decoder inputs, as in :class:`~anomaly_vae.model.TabularVAE`."""
+    dimension of the encoder outputs and of the decoder inputs, as in :class:`~anomaly_vae.tabular.model.TabularVAE`."""
+
+    config: ImageVAEConfig
 
     def __init__(self, config: ImageVAEConfig) -> None:
         super().__init__()
@@ -109,16 +97,13 @@ class ConvVAE(nn.Module):
         self.members = nn.ModuleList(self.nets)
         self.log_sigma = nn.Parameter(torch.full((config.n_members, config.channels, 1, 1), -2.0))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance of (n, C, H, W) images, each (E, n, latent_dim)."""
+    def encode(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of (n, C, H, W) images, each (E, n, latent_dim) (images have no
+        context)."""
         mu, logvar = torch.stack([m.encode(x) for m in self.nets]).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return mu + eps * torch.exp(0.5 * logvar)
-
-    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixel means in [0, 1], (E, ..., C, H, W), and the log standard deviations, (E, 1.., C, 1, 1), of z
         of shape (E, ..., latent_dim)."""
         batch_shape = z.shape[1:-1]
@@ -126,37 +111,3 @@ class ConvVAE(nn.Module):
         mean = torch.sigmoid(out.reshape(len(self.nets), *batch_shape, *out.shape[-3:]))
         log_sigma = self.log_sigma.clamp(min=-6.0).reshape(len(self.nets), *([1] * len(batch_shape)), -1, 1, 1)
         return mean, log_sigma
-
-
-def pixel_nll(decoded: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Gaussian NLL in nats of each pixel and channel of ``x``, shape of the decoded means (..., C, H, W);
-    ``x`` of shape (n, C, H, W) broadcasts against them."""
-    mean, log_sigma = decoded
-    return 0.5 * ((x - mean) * torch.exp(-log_sigma)).square() + log_sigma + HALF_LOG_2PI
-
-
-def image_elbo_loss(
-    model: ConvVAE, data: ImageData, beta: float = 1.0, generator: torch.Generator | None = None, max_shift: int = 0
-) -> torch.Tensor:
-    """Negative ELBO per member and image (one reparameterized sample each), shape (E, n). In training mode
-    each image is first shifted by up to ``max_shift`` pixels in each direction (augmentation)."""
-    x = data.inputs
-    if model.training and max_shift:
-        x = random_shift(x, max_shift)
-    mu, logvar = model.encode(x)
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    recon = pixel_nll(model.decode(model.reparameterize(mu, logvar, eps)), x).flatten(2).sum(dim=-1)
-    return recon + beta * kl_divergence(mu, logvar)
-
-
-def random_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Shift each (C, H, W) image by a random whole number of pixels in [-max_shift, max_shift] along each
-    axis, repeating the border pixels into the uncovered strip."""
-    n, _, height, width = x.shape
-    shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), device=x.device).to(x.dtype)
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-    theta[:, 0, 2] = shifts[:, 0] * 2.0 / width
-    theta[:, 1, 2] = shifts[:, 1] * 2.0 / height
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)

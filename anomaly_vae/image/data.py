@@ -23,14 +23,40 @@ MIN_SIDE = 8
 CHANNEL_NAMES = {1: "grayscale", 3: "RGB"}
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def read_image_folder(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """The images in ``path`` (sorted by file name) as channels-last arrays, and their file names.
+
+    Grayscale files give (H, W) arrays, everything else (H, W, 3) RGB; alpha channels are dropped.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                if image.mode in _GRAY_MODES:
+                    array = np.asarray(image.convert("I;16" if image.mode.startswith("I") else "L"))
+                else:
+                    array = np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{file}: not a readable image ({error})") from error
+        images.append(array)
+    return images, [f.name for f in files]
+
+
 def read_images(X: Any) -> tuple[list[np.ndarray] | np.ndarray, list[str] | None]:
     """The images of X (an array, a list of arrays, or a path to a ``.npz`` / ``.npy`` file or a folder of
     image files) and their names (file names for a folder, else None), unscaled and unchecked."""
     if isinstance(X, (str, Path)):
         path = Path(X)
         if path.is_dir():
-            from anomaly_vae.image_io import read_image_folder
-
             return read_image_folder(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path} is neither an image folder nor a .npz / .npy file")
@@ -148,3 +174,17 @@ def complexity_nats(images: torch.Tensor) -> np.ndarray:
     -log-probability a generic lossless compressor gives it, high for busy images, low for simple ones."""
     pixels = (images.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
     return np.array([len(zlib.compress(image.tobytes(), 9)) * 8 * math.log(2) for image in pixels])
+
+
+@dataclass
+class ImageData:
+    """Images on a device: (n, C, H, W) float in [0, 1]."""
+
+    inputs: torch.Tensor
+    context: None = None  # images have no context
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: torch.Tensor | slice) -> ImageData:
+        return ImageData(self.inputs[index])

@@ -18,22 +18,26 @@ had none in training is an invalid row. :meth:`TabularSchema.decode` inverts the
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from anomaly_vae.tabular.validation import (
+    TRUE,
+    Columns,
+    RecordError,
+    as_float,
+    boolean_problems,
+    check_columns,
+    numeric_problems,
+    plain_number_block,
+)
+
 SOFT_CLIP = 5.0
 UNKNOWN = "<unknown>"
 NUMERIC, CATEGORICAL, BOOLEAN = "numeric", "categorical", "boolean"
-_TRUE = {True, "true", "True", "TRUE", "1"}
-_FALSE = {False, "false", "False", "FALSE", "0"}
-
-
-Columns = pd.DataFrame | Mapping[str, np.ndarray]  # column name -> values, one per row
 
 
 @dataclass(frozen=True)
@@ -97,47 +101,6 @@ def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
         if scale > 1e-12 * max(1.0, abs(center)):
             return center, float(scale)
     return center, 1.0
-
-
-def frame_from_input(X: Any, feature_names: list[str] | None = None) -> pd.DataFrame:
-    """A DataFrame from a DataFrame or a 2-D array-like (columns ``x0..x{d-1}``)."""
-    if isinstance(X, pd.DataFrame):
-        if not all(isinstance(c, str) for c in X.columns):
-            raise ValueError("column names must be strings, got: " + repr([c for c in X.columns][:5]))
-        if X.columns.has_duplicates:
-            raise ValueError(f"duplicate column names: {sorted(set(X.columns[X.columns.duplicated()]))}")
-        return X
-    if hasattr(X, "tocsr"):
-        raise TypeError("sparse input is not supported: pass a dense array or a DataFrame")
-    array = np.asarray(X)
-    if array.ndim != 2:
-        raise ValueError(
-            f"expected a 2-D array (n_samples, n_features), got shape {array.shape}. "
-            "Reshape your data: array.reshape(-1, 1) for one feature, array.reshape(1, -1) for one sample"
-        )
-    if np.iscomplexobj(array):
-        raise ValueError("Complex data not supported")
-    if array.shape[1] == 0:
-        raise ValueError(f"0 feature(s) (shape={array.shape}) while a minimum of 1 is required")
-    names = feature_names or [f"x{i}" for i in range(array.shape[1])]
-    if len(names) != array.shape[1]:
-        raise ValueError(f"X has {array.shape[1]} features, but the model was fitted with {len(names)}")
-    return pd.DataFrame(array, columns=names)
-
-
-def columns_from_input(X: Any, feature_names: list[str]) -> dict[str, np.ndarray]:
-    """Column arrays from a DataFrame, a mapping of column name to 1-D values, or a 2-D array-like.
-
-    The mapping form skips pandas entirely (the real-time API builds it straight from JSON records).
-    """
-    if isinstance(X, Mapping):
-        columns = {str(name): np.asarray(values) for name, values in X.items()}
-        lengths = {len(values) for values in columns.values()}
-        if len(lengths) > 1:
-            raise ValueError(f"columns have different lengths: {sorted(lengths)}")
-        return columns
-    frame = frame_from_input(X, feature_names)
-    return {name: frame[name].to_numpy() for name in frame.columns}
 
 
 def _infer_kind(series: pd.Series) -> str:
@@ -227,7 +190,7 @@ class TabularSchema:
         return record
 
     def layout(self, model_missingness: bool) -> dict[str, Any]:
-        """How the columns sit in a network's input: the column fields of ``anomaly_vae.model.VAEConfig``
+        """How the columns sit in a network's input: the column fields of ``anomaly_vae.tabular.model.VAEConfig``
         (``missing_features`` are the indexes in :attr:`feature_order` with missing values in training)."""
         missing_rate = {c.name: c.missing_rate for c in self.columns}
         return {
@@ -240,74 +203,66 @@ class TabularSchema:
         }
 
     # ------------------------------------------------------------------ validation
-    def check_columns(self, columns: Columns) -> None:
-        names, present = self.names, set(columns.keys())
-        missing = [n for n in names if n not in present]
-        if missing:
-            raise ValueError(f"missing column(s): {missing}")
-        unknown = sorted(present - set(names), key=str)
-        if unknown:
-            raise ValueError(f"unknown column(s) not seen in training: {unknown}")
-
     def invalid_rows(self, columns: Columns) -> pd.Series:
         """Reason per row that cannot be encoded (wrong type, infinity); empty when all rows are fine.
 
         Indexed by row position, in order. Only the first problem of a row is reported.
         """
-        self.check_columns(columns)
-        return pd.Series(self._checked_numeric(columns)[1], dtype=object)
+        check_columns(self.names, columns)
+        return _reasons(self._checked_numeric(columns)[1])
 
-    def _checked_numeric(self, columns: Columns) -> tuple[np.ndarray, dict[int, str]]:
-        """The numeric columns as one (n, n_numeric) float64 block, and the reason per bad row, in row order."""
+    def _checked_numeric(self, columns: Columns) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
+        """The numeric columns as one (n, n_numeric) float64 block, and the first bad column of each bad row
+        with why, in row order."""
         numeric = self.of_kind(NUMERIC)
         arrays = [np.asarray(columns[c.name]) for c in numeric]
-        block = _plain_number_block(arrays, len(columns[self.names[0]]))
+        block = plain_number_block(arrays, len(columns[self.names[0]]))
         if block is None:  # some column holds more than plain numbers: every column gets a close look
-            block = np.column_stack([_as_float(a) for a in arrays])
+            block = np.column_stack([as_float(a) for a in arrays])
             suspect = set(range(len(arrays)))
         else:
             suspect = set(np.flatnonzero(np.isinf(block).any(axis=0)).tolist())
         position = {c.name: j for j, c in enumerate(numeric)}
-        reasons: dict[int, str] = {}
+        reasons: dict[int, tuple[str, str]] = {}
         for column in self.columns:  # in schema order, so a row reports its first bad column
             if column.context and column.missing_rate == 0:
                 for gap in np.flatnonzero(pd.isna(np.asarray(columns[column.name]))).tolist():
-                    reasons.setdefault(gap, f"column {column.name!r}: context value is missing")
+                    reasons.setdefault(gap, (column.name, "context value is missing"))
             if column.kind == NUMERIC:
                 j = position[column.name]
                 if j not in suspect:
                     continue
-                problems = _numeric_problems(arrays[j], block[:, j])
+                problems = numeric_problems(arrays[j], block[:, j])
             elif column.kind == BOOLEAN:
-                problems = _boolean_problems(np.asarray(columns[column.name]))
+                problems = boolean_problems(np.asarray(columns[column.name]))
             else:
                 continue  # any value is a category (unseen ones go to the unknown bucket)
             for row, why in problems:
-                reasons.setdefault(row, f"column {column.name!r}: {why}")
+                reasons.setdefault(row, (column.name, why))
         return block, dict(sorted(reasons.items()))
 
     # ------------------------------------------------------------------ encoding
     def encode(self, columns: Columns) -> EncodedBatch:
-        """Encode a DataFrame or a mapping of column arrays; raises ``ValueError`` naming the first bad column
-        and row."""
-        self.check_columns(columns)
+        """Encode a DataFrame or a mapping of column arrays; raises :class:`RecordError` at the first bad row
+        and its column."""
+        check_columns(self.names, columns)
         raw, reasons = self._checked_numeric(columns)
         if reasons:
-            row, why = next(iter(reasons.items()))
+            row, (column, why) = next(iter(reasons.items()))
             more = f" ({len(reasons) - 1} more bad rows)" if len(reasons) > 1 else ""
-            raise ValueError(f"row {row}: {why}{more}")
+            raise RecordError(f"row {row}: column {column!r}: {why}{more}", row=row, column=column)
         return self._encode_rows(columns, raw, None)
 
     def partition(self, columns: Columns) -> tuple[EncodedBatch, pd.Series]:
         """The rows that can be encoded, encoded, and the reason for each row that cannot (as
         :meth:`invalid_rows`): one validation pass for callers that set bad rows aside instead of failing."""
-        self.check_columns(columns)
+        check_columns(self.names, columns)
         raw, reasons = self._checked_numeric(columns)
         if not reasons:
             return self._encode_rows(columns, raw, None), pd.Series(dtype=object)
         keep = np.ones(len(raw), dtype=bool)
         keep[list(reasons)] = False
-        return self._encode_rows(columns, raw[keep], keep), pd.Series(reasons, dtype=object)
+        return self._encode_rows(columns, raw[keep], keep), _reasons(reasons)
 
     def _encode_rows(self, columns: Columns, raw: np.ndarray, keep: np.ndarray | None) -> EncodedBatch:
         """Encode the rows ``keep`` (all when None) of valid columns; ``raw``: their numeric block, float64,
@@ -329,7 +284,7 @@ class TabularSchema:
         boolean = np.empty((n, len(self.of_kind(BOOLEAN))), dtype=np.float32)
         for j, column in enumerate(self.of_kind(BOOLEAN)):
             values = _rows(columns[column.name], keep)
-            boolean[:, j] = np.fromiter((v in _TRUE for v in values), dtype=np.float32, count=n)
+            boolean[:, j] = np.fromiter((v in TRUE for v in values), dtype=np.float32, count=n)
             boolean[pd.isna(values), j] = np.nan
         return EncodedBatch(numeric, categorical, boolean)
 
@@ -400,78 +355,11 @@ def restore_dtype(values: np.ndarray, column: Column) -> pd.Series:
         return series
 
 
+def _reasons(problems: dict[int, tuple[str, str]]) -> pd.Series:
+    """Why each bad row cannot be encoded, as text, indexed by row position."""
+    return pd.Series({row: f"column {column!r}: {why}" for row, (column, why) in problems.items()}, dtype=object)
+
+
 def _rows(values: Any, keep: np.ndarray | None) -> np.ndarray:
     values = np.asarray(values, dtype=object)
     return values if keep is None else values[keep]
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
-
-
-def _is_boolish(value: Any) -> bool:
-    try:
-        return value in _TRUE or value in _FALSE
-    except TypeError:  # unhashable
-        return False
-
-
-def _plain_number_block(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
-    """The columns as one (n, len(arrays)) float64 block when every value is a plain number or None (the
-    usual case, checked in one pass, not per column); None when a column needs a closer look."""
-    if not arrays:
-        return np.empty((n, 0))
-    if all(a.dtype.kind in "fiu" for a in arrays):  # stacked as rows (plain copies), returned transposed
-        return np.stack(arrays).astype(np.float64, copy=False).T
-    block = np.column_stack(arrays)
-    if block.dtype != object or not all(_is_plain_number(t) for t in set(map(type, block.flat))):
-        return None
-    try:
-        return block.astype(np.float64)
-    except OverflowError:  # an integer beyond float range
-        return None
-
-
-def _is_plain_number(kind: type) -> bool:
-    return kind is type(None) or (issubclass(kind, (int, float, np.integer, np.floating)) and kind is not bool)
-
-
-def _as_float(values: np.ndarray) -> np.ndarray:
-    """float64 values; anything that is not a number becomes NaN, integers beyond float range +-inf (rows
-    are validated before)."""
-    try:  # numbers, numeric strings and None convert directly
-        return values.astype(np.float64)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    try:
-        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    except OverflowError:
-        return np.fromiter(map(_one_float, values), dtype=np.float64, count=len(values))
-
-
-def _one_float(value: Any) -> float:
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond float range
-        return math.inf if value > 0 else -math.inf
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _numeric_problems(values: np.ndarray, coerced: np.ndarray) -> list[tuple[int, str]]:
-    """Bad rows of a numeric column; ``coerced`` is ``_as_float(values)``."""
-    if values.dtype.kind == "b":
-        return [(i, "expected a number, got a boolean") for i in range(len(values))]
-    if values.dtype.kind in "fiu":
-        return [(int(i), "infinite value") for i in np.flatnonzero(np.isinf(coerced))]
-    is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), dtype=bool, count=len(values))
-    wrong = ~pd.isna(values) & (np.isnan(coerced) | is_bool)
-    problems = [(int(i), f"expected a number, got {type(values[i]).__name__}") for i in np.flatnonzero(wrong)]
-    return problems + [(int(i), "infinite value") for i in np.flatnonzero(np.isinf(coerced) & ~wrong)]
-
-
-def _boolean_problems(values: np.ndarray) -> list[tuple[int, str]]:
-    if values.dtype.kind == "b":
-        return []
-    bad = [i for i, v in enumerate(values) if not _is_missing(v) and not _is_boolish(v)]
-    return [(i, "expected a boolean") for i in bad]

@@ -3,37 +3,30 @@ and PyOD's vocabulary."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from anomaly_vae.calibration import Calibration, check_fpr
-from anomaly_vae.losses import TensorData
-from anomaly_vae.model import TabularVAE, VAEConfig
-from anomaly_vae.persistence import load_folder, save_folder
-from anomaly_vae.profile import DriftReport, DriftThresholds, ReferenceProfile, latent_means
-from anomaly_vae.sampling import context_frame, draw
-from anomaly_vae.schema import EncodedBatch, TabularSchema, columns_from_input, frame_from_input
-from anomaly_vae.scoring import SCORE_NAMES, importance_noise, score_data
-from anomaly_vae.splitting import split_rows
-from anomaly_vae.training import Callback, History, TrainConfig, train
-
-logger = logging.getLogger(__name__)
-
-CALIBRATED_SCORES = ("neg_log_likelihood", "neg_elbo", "reconstruction_nll")
-MIN_FIT_ROWS = 20  # the fewest rows fit accepts: about 14 to train on, 2 to validate, 4 to calibrate
+from anomaly_vae.base import MIN_FIT_ROWS, BaseDetector, check_positive_int
+from anomaly_vae.calibration import check_fpr
+from anomaly_vae.scoring import score_data
+from anomaly_vae.tabular.losses import elbo_loss, feature_nll
+from anomaly_vae.tabular.model import TabularVAE, VAEConfig
+from anomaly_vae.tabular.profile import DriftReport, DriftThresholds, ReferenceProfile, latent_means
+from anomaly_vae.tabular.sampling import context_frame, draw
+from anomaly_vae.tabular.schema import EncodedBatch, TabularSchema
+from anomaly_vae.tabular.tensors import TensorData
+from anomaly_vae.tabular.validation import columns_from_input, frame_from_input
+from anomaly_vae.training import Callback
 
 
-class VAEDetector(OutlierMixin, BaseEstimator):
+class VAEDetector(BaseDetector):
     """Variational autoencoder outlier detector for tabular data.
 
     The VAE learns the density p(x) of the training data. Scores follow PyOD's direction: HIGHER = MORE
@@ -98,6 +91,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     >>> detector.predict(np.array([[0.0, 0.0, 0.0, 0.0], [9.0, -9.0, 9.0, -9.0]])).tolist()
     [0, 1]
     """
+
+    kind = "tabular"
+    tuple_params = ("hidden",)
+    config_: VAEConfig
+    model_: TabularVAE
 
     def __init__(
         self,
@@ -167,42 +165,23 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         y : ignored
         callbacks : objects with ``on_epoch_end(step, logs)``, called at each validation check.
         """
-        self._check_params()
+        self._start_fit()
         frame = frame_from_input(X)
         if len(frame) < MIN_FIT_ROWS:
             raise ValueError(
                 f"fit needs at least {MIN_FIT_ROWS} rows (training, validation and calibration rows), "
                 f"got n_samples={len(frame)}"
             )
-        self.seed_ = int(np.random.SeedSequence(self.random_state).generate_state(1)[0] & 0x7FFFFFFF)
-        self.device_ = _resolve_device(self.device)
         self.schema_ = TabularSchema.fit(
             frame,
             categorical_columns=tuple(self.categorical_columns or ()),
             max_categories=self.max_categories,
             context_columns=tuple(self.condition_on or ()),
         )
-        self.feature_names_in_ = np.asarray(self.schema_.names, dtype=object)
-        self.n_features_in_ = len(self.schema_.names)
+        self._set_features()
         self.config_ = self._network_config()
         encoded = self.schema_.encode(frame)
-        data = self._tensor_data(encoded)
-        parts = split_rows(frame, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
-        train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
-        with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
-            torch.manual_seed(self.seed_)
-            self.model_ = TabularVAE(self.config_).to(self.device_)
-            self.history_: History = train(
-                self.model_,
-                data[train_rows],
-                data[validation_rows],
-                self._train_config(),
-                callbacks=callbacks,
-                progress=self.progress,
-            )
-        scores, _ = score_data(self.model_, data[calibration_rows], self._noise(), per_feature=False)
-        self.calibration_ = Calibration.fit({name: scores[name] for name in CALIBRATED_SCORES}, self.contamination)
-        self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
+        calibration_data, scores = self._train_and_calibrate(self._tensor_data(encoded), frame, callbacks)
         default = scores[self.default_score]
         self.profile_: ReferenceProfile | None = ReferenceProfile.fit(
             self.schema_,
@@ -210,35 +189,23 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             score_name=self.default_score,
             calibration_scores=default,
             calibration_p_values=self.calibration_.p_value(self.default_score, default),
-            calibration_latent=latent_means(self.model_, data[calibration_rows]),
+            calibration_latent=latent_means(self.model_, calibration_data),
         )
         return self
 
     def _check_params(self) -> None:
-        if self.default_score not in CALIBRATED_SCORES:
-            raise ValueError(f"default_score must be one of {CALIBRATED_SCORES}, got: {self.default_score!r}")
-        check_fpr(self.fpr)
-        if not 0.0 <= self.contamination < 0.5:
-            raise ValueError(f"contamination must be in [0, 0.5), got: {self.contamination!r}")
-        for name in ("validation_fraction", "calibration_fraction"):
-            value = getattr(self, name)
-            if not 0.0 < value < 0.5:
-                raise ValueError(f"{name} must be in (0, 0.5), got: {value!r}")
-        if not 0.0 <= self.trim_fraction < 0.5:
-            raise ValueError(f"trim_fraction must be in [0, 0.5), got: {self.trim_fraction!r}")
-        if not 0.0 < self.bagging_fraction <= 1.0:
-            raise ValueError(f"bagging_fraction must be in (0, 1], got: {self.bagging_fraction!r}")
-        positive = ("n_importance_samples", "n_members", "max_steps", "batch_size", "eval_every", "patience")
-        for name in (*positive, "max_categories"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, np.integer)) and value >= 1):
-                raise ValueError(f"{name} must be a positive integer, got: {value!r}")
+        super()._check_params()
+        check_positive_int("max_categories", self.max_categories)
         if not (self.latent_dim == "auto" or (isinstance(self.latent_dim, int) and self.latent_dim >= 1)):
             raise ValueError(f"latent_dim must be a positive integer or 'auto', got: {self.latent_dim!r}")
         if not (len(self.hidden) >= 1 and all(isinstance(h, int) and h >= 1 for h in self.hidden)):
             raise ValueError(f"hidden must be a non-empty tuple of positive integers, got: {self.hidden!r}")
         if isinstance(self.condition_on, str):
             raise ValueError(f"condition_on must be a list of column names, got the string {self.condition_on!r}")
+
+    def _set_features(self) -> None:
+        self.feature_names_in_ = np.asarray(self.schema_.names, dtype=object)
+        self.n_features_in_ = len(self.schema_.names)
 
     def _network_config(self) -> VAEConfig:
         modelled = self.schema_.subset(context=False)
@@ -254,6 +221,12 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             context_dim=VAEConfig(**self.schema_.subset(context=True).layout(model_missingness=True)).input_dim,
         )
 
+    def _network(self) -> TabularVAE:
+        return TabularVAE(self.config_)
+
+    def _loss(self) -> Any:
+        return elbo_loss
+
     def _tensor_data(self, encoded: EncodedBatch) -> TensorData:
         """Model input: the modelled columns and, for a conditional model, the context."""
         modelled, context = self.schema_.split(encoded)
@@ -265,51 +238,24 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         layout = VAEConfig(**self.schema_.subset(context=True).layout(model_missingness=True))
         return TensorData.from_batch(context, layout, self.device_).inputs
 
-    def _train_config(self) -> TrainConfig:
-        return TrainConfig(
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            max_steps=self.max_steps,
-            eval_every=self.eval_every,
-            patience=self.patience,
-            kl_warmup_steps=self.kl_warmup_steps,
-            trim_fraction=self.trim_fraction,
-            bagging_fraction=self.bagging_fraction,
-        )
-
-    def _noise(self) -> torch.Tensor:
-        return importance_noise(self.seed_, self.n_importance_samples, self.config_.latent_dim)
-
     # ------------------------------------------------------------------ scoring
     def _columns(self, X: Any) -> dict[str, np.ndarray]:
-        check_is_fitted(self, "model_")
         columns = columns_from_input(X, feature_names=list(self.feature_names_in_))
         if len(next(iter(columns.values()), ())) == 0:
             raise ValueError("X has no rows")
         return columns
 
-    def _encode(self, X: Any) -> tuple[EncodedBatch, TensorData]:
-        columns = self._columns(X)  # first: it checks that the detector is fitted
-        encoded = self.schema_.encode(columns)
-        return encoded, self._tensor_data(encoded)
+    def _model_input(self, X: Any) -> TensorData:
+        return self._tensor_data(self.schema_.encode(self._columns(X)))
 
-    def _scores(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        data = self._encode(X)[1]  # first: it checks that the detector is fitted
-        return score_data(self.model_, data, self._noise(), per_feature=False)
+    def _score_data(self, data: TensorData, per_feature: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        nll = partial(feature_nll, config=self.config_)
+        return score_data(self.model_, data, self._noise(), nll_fn=nll, per_feature=per_feature)
 
-    def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
-        """Every per-record score as ``{column name: array of shape (n_samples,)}``.
-
-        Columns: ``neg_elbo``, ``reconstruction_nll``, ``kl``, ``neg_log_likelihood`` (nats), ``p_value``
-        (conformal, of the default score), ``p_value_neg_elbo``, ``p_value_reconstruction_nll``,
-        ``is_outlier`` (``p_value``-consistent at ``fpr``, default ``self.fpr``) and, with
-        ``contributions=True``, ``contribution_<column>`` for each column: its share of
-        ``reconstruction_nll`` (they sum to it).
-        """
-        fpr = self.fpr if fpr is None else fpr
-        check_fpr(fpr)
-        return self._score_columns(self._encode(X)[1], fpr, contributions)
+    def _contribution_columns(self, per_feature: np.ndarray) -> dict[str, np.ndarray]:
+        modelled = self.schema_.subset(context=False)
+        position = {name: j for j, name in enumerate(modelled.feature_order)}
+        return {f"contribution_{name}": per_feature[:, position[name]] for name in modelled.names}
 
     def score_valid(
         self, X: Any, *, fpr: float | None = None, contributions: bool = False
@@ -317,60 +263,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """:meth:`score_columns` of the rows of X that can be scored, and the reason why each other row cannot
         (indexed by row position, as ``schema_.invalid_rows``): bad rows are set aside instead of raising.
         Validates once; the batch scorer's entry point."""
-        fpr = self.fpr if fpr is None else fpr
-        check_fpr(fpr)
-        columns = self._columns(X)
-        encoded, reasons = self.schema_.partition(columns)
-        return self._score_columns(self._tensor_data(encoded), fpr, contributions), reasons
-
-    def _score_columns(self, data: TensorData, fpr: float, contributions: bool) -> dict[str, np.ndarray]:
-        scores, per_feature = score_data(self.model_, data, self._noise(), per_feature=contributions)
-        columns = {name: scores[name] for name in SCORE_NAMES}
-        columns["p_value"] = self.calibration_.p_value(self.default_score, scores[self.default_score])
-        for name in ("neg_elbo", "reconstruction_nll"):
-            columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
-        columns["is_outlier"] = scores[self.default_score] > self.calibration_.threshold(self.default_score, fpr)
-        if per_feature is not None:  # asked for
-            modelled = self.schema_.subset(context=False)
-            position = {name: j for j, name in enumerate(modelled.feature_order)}
-            for name in modelled.names:
-                columns[f"contribution_{name}"] = per_feature[:, position[name]]
-        return columns
-
-    def score_frame(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> pd.DataFrame:
-        """:meth:`score_columns` as a DataFrame, one row per record of X (index kept from a DataFrame X)."""
-        columns = self.score_columns(X, fpr=fpr, contributions=contributions)
-        return pd.DataFrame(columns, index=X.index if isinstance(X, pd.DataFrame) else None)
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Outlier score of shape (n_samples,): the default score, HIGHER = MORE ANOMALOUS."""
-        return self._scores(X)[0][self.default_score]
-
-    def score_samples(self, X: Any) -> np.ndarray:
-        """``-decision_function(X)``: an estimate of log p(x) (scikit-learn's direction)."""
-        return -self.decision_function(X)
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean of ``score_samples(X)``: the average estimated log-likelihood in nats."""
-        return float(np.mean(self.score_samples(X)))
-
-    def predict(self, X: Any, *, fpr: float | None = None) -> np.ndarray:
-        """0/1 labels of shape (n_samples,): 1 where the record is an outlier at ``fpr``."""
-        scores = self.decision_function(X)
-        fpr = self.fpr if fpr is None else fpr
-        return (scores > self.calibration_.threshold(self.default_score, fpr)).astype(int)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """(n_samples, 2): columns P(inlier), P(outlier) with P(outlier) = 1 - conformal p-value."""
-        scores = self.decision_function(X)
-        p_value = self.calibration_.p_value(self.default_score, scores)
-        return np.column_stack([p_value, 1.0 - p_value])
-
-    def thresholds(self, fpr: float | None = None) -> dict[str, float]:
-        """Calibrated threshold of each calibrated score at ``fpr`` (default ``self.fpr``)."""
         check_is_fitted(self, "model_")
         fpr = self.fpr if fpr is None else fpr
-        return {name: self.calibration_.threshold(name, fpr) for name in CALIBRATED_SCORES}
+        check_fpr(fpr)
+        encoded, reasons = self.schema_.partition(self._columns(X))
+        return self._score_table(self._tensor_data(encoded), fpr, contributions), reasons
 
     def drift(
         self, X: Any, *, scores: np.ndarray | None = None, thresholds: DriftThresholds | None = None
@@ -379,16 +276,17 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
         Per column PSI (and KS for numeric, Jensen-Shannon for categorical columns), missing-rate change,
         the shift of the default score, the outlier rate at ``fpr`` against the calibrated rate and the
-        drift of the latent codes; see :mod:`anomaly_vae.profile`. ``scores``: the default scores of X
-        when already computed (the service passes them), else X is scored.
+        drift of the latent codes; see :mod:`anomaly_vae.tabular.profile`. ``scores``: the default scores
+        of X when already computed (the service passes them), else X is scored.
         """
         check_is_fitted(self, "model_")
         profile = getattr(self, "profile_", None)
         if profile is None:
             raise ValueError("this model has no reference profile (saved before drift monitoring existed); retrain it")
-        encoded, data = self._encode(X)
+        encoded = self.schema_.encode(self._columns(X))
+        data = self._tensor_data(encoded)
         if scores is None:
-            scores = score_data(self.model_, data, self._noise(), per_feature=False)[0][self.default_score]
+            scores = self._score_table(data, self.fpr, contributions=False)[self.default_score]
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (len(encoded),):
             raise ValueError(f"scores has shape {scores.shape}, expected ({len(encoded)},)")
@@ -427,63 +325,20 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         return pd.concat([frame, given], axis=1)[self.schema_.names]
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
-        """Write the fitted detector to a folder (JSON + safetensors, no pickle), atomically."""
-        check_is_fitted(self, "model_")
-        meta = {
-            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()},
-            "schema": self.schema_.to_dict(),
-            "network": asdict(self.config_),
-            "seed": self.seed_,
-            "threshold": self.threshold_,
-            "profile": None if self.profile_ is None else self.profile_.to_dict(),
-        }
-        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
-        for name, values in self.calibration_.scores.items():
-            tensors[f"calibration.{name}"] = torch.from_numpy(values)
-        save_folder(Path(path), meta, tensors)
+    def _extra_meta(self) -> dict[str, Any]:
+        return {"schema": self.schema_.to_dict(), "profile": None if self.profile_ is None else self.profile_.to_dict()}
 
-    @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu") -> VAEDetector:
-        """Read a detector written by :meth:`save`; ``device`` as in the constructor."""
-        meta, tensors = load_folder(Path(path))
-        params = meta["params"]
-        params["hidden"] = tuple(params["hidden"])
-        params["device"] = device
-        detector = cls(**params)
-        detector.seed_ = meta["seed"]
-        detector.device_ = _resolve_device(device)
-        detector.schema_ = TabularSchema.from_dict(meta["schema"])
-        detector.feature_names_in_ = np.asarray(detector.schema_.names, dtype=object)
-        detector.n_features_in_ = len(detector.schema_.names)
+    def _restore(self, meta: dict[str, Any]) -> None:
+        self.schema_ = TabularSchema.from_dict(meta["schema"])
+        self._set_features()
         network: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()}
-        detector.config_ = VAEConfig(**network)
-        detector.model_ = TabularVAE(detector.config_)
-        detector.model_.load_state_dict(
-            {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-        )
-        detector.model_.to(detector.device_).eval()
-        detector.calibration_ = Calibration(
-            {k.removeprefix("calibration."): v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
-        )
-        detector.threshold_ = meta["threshold"]
+        self.config_ = VAEConfig(**network)
         profile = meta.get("profile")  # absent in models saved before drift monitoring
-        detector.profile_ = None if profile is None else ReferenceProfile.from_dict(profile)
-        return detector
+        self.profile_ = None if profile is None else ReferenceProfile.from_dict(profile)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         tags.input_tags.string = True
-        tags.non_deterministic = False
         return tags
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available")
-    return resolved

@@ -2,7 +2,7 @@
 
 Each record draws z ~ N(0, I), is decoded by one ensemble member picked at random, and then draws every
 feature from its likelihood (Gaussian, categorical, Bernoulli) and, where missingness is modelled, its
-"is missing" Bernoulli. :meth:`anomaly_vae.schema.TabularSchema.decode` turns the result into a frame.
+"is missing" Bernoulli. :meth:`anomaly_vae.tabular.schema.TabularSchema.decode` turns the result into a frame.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from anomaly_vae.model import TabularVAE
-from anomaly_vae.schema import EncodedBatch, TabularSchema, restore_dtype
+from anomaly_vae.tabular.model import TabularVAE
+from anomaly_vae.tabular.schema import EncodedBatch, TabularSchema, restore_dtype
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
-"""Image files and pictures: reading folders of PNG/JPEG files, anomaly-map overlays, report grids, PNGs.
+"""Pictures: anomaly-map overlays, report grids, PNG files.
 
-This is the only library module that uses Pillow, and it imports Pillow inside the functions that read
+This module and :mod:`anomaly_vae.image.data` use Pillow, and import it inside the functions that read
 or write files, so ``import anomaly_vae`` never needs it (tests/test_layering.py allows exactly this).
 Overlays and grids are plain uint8 arrays (H, W, 3) until written.
 """
@@ -10,33 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-
-
-def read_image_folder(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """The images in ``path`` (sorted by file name) as channels-last arrays, and their file names.
-
-    Grayscale files give (H, W) arrays, everything else (H, W, 3) RGB; alpha channels are dropped.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"{path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = []
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                if image.mode in _GRAY_MODES:
-                    array = np.asarray(image.convert("I;16" if image.mode.startswith("I") else "L"))
-                else:
-                    array = np.asarray(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"{file}: not a readable image ({error})") from error
-        images.append(array)
-    return images, [f.name for f in files]
 
 
 def write_png(image: np.ndarray, path: str | Path) -> None:

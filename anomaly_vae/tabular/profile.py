@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from anomaly_vae import drift
-from anomaly_vae.losses import TensorData
-from anomaly_vae.model import TabularVAE
-from anomaly_vae.schema import (
+from anomaly_vae.tabular.losses import TensorData
+from anomaly_vae.tabular.model import TabularVAE
+from anomaly_vae.tabular.schema import (
     BOOLEAN,
     CATEGORICAL,
     NUMERIC,

@@ -1,0 +1,311 @@
+"""The skeleton every detector of the family shares: parameter checks, seeding, device choice, fitting
+(split -> train -> calibrate), the score table and everything read off it, and the model folder.
+
+A detector subclass says what its data is: how X becomes model input (:meth:`BaseDetector._model_input`),
+its network and loss, how it scores that input (:meth:`BaseDetector._score_data`), and what it saves
+besides the weights and the calibration. ``fit`` is written per subclass (it fits the preprocessing)
+and calls :meth:`BaseDetector._train_and_calibrate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from anomaly_vae.calibration import Calibration, check_fpr
+from anomaly_vae.network import ModelInput, VAENetwork
+from anomaly_vae.persistence import load_folder, save_folder
+from anomaly_vae.scoring import SCORE_NAMES, importance_noise
+from anomaly_vae.splitting import split_rows
+from anomaly_vae.training import Callback, History, TrainConfig, train
+
+MIN_FIT_ROWS = 20  # the fewest records fit accepts: about 14 to train on, 2 to validate, 4 to calibrate
+CALIBRATED_SCORES = ("neg_log_likelihood", "neg_elbo", "reconstruction_nll")
+_KINDS: dict[str, type[BaseDetector]] = {}  # saved kind -> detector class
+Data = TypeVar("Data", bound=ModelInput)
+
+
+class BaseDetector(OutlierMixin, BaseEstimator):
+    """Base of :class:`~anomaly_vae.VAEDetector` and :class:`~anomaly_vae.ImageVAEDetector`: HIGHER scores =
+    MORE ANOMALOUS, calibrated p-values and thresholds, deterministic scores, folders without pickle."""
+
+    kind: ClassVar[str]  # the "kind" saved in the model folder
+    calibrated_scores: ClassVar[tuple[str, ...]] = CALIBRATED_SCORES  # those with p-values and thresholds
+    table_scores: ClassVar[tuple[str, ...]] = SCORE_NAMES  # the score columns of the table, in order
+    p_value_scores: ClassVar[tuple[str, ...]] = ("neg_elbo", "reconstruction_nll")  # with a p_value_<name> column
+    tuple_params: ClassVar[tuple[str, ...]] = ()  # parameters saved as JSON lists and loaded back as tuples
+
+    # set by the subclass's constructor (scikit-learn: the constructor only stores its arguments)
+    default_score: str
+    fpr: float
+    contamination: float
+    n_importance_samples: int
+    n_members: int
+    validation_fraction: float
+    calibration_fraction: float
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    eval_every: int
+    patience: int
+    kl_warmup_steps: int
+    trim_fraction: float
+    bagging_fraction: float
+    device: str
+    progress: bool
+    random_state: int | None
+
+    # fitted
+    config_: Any
+    model_: VAENetwork
+    calibration_: Calibration
+    threshold_: float
+    seed_: int
+    device_: torch.device
+    n_features_in_: int
+    history_: History
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _KINDS[cls.kind] = cls
+
+    # ------------------------------------------------------------------ what a subclass provides
+    def _model_input(self, X: Any) -> ModelInput:
+        """X (checked) as the network's input on ``device_``."""
+        raise NotImplementedError
+
+    def _network(self) -> VAENetwork:
+        raise NotImplementedError
+
+    def _loss(self) -> Callable[[Any, Any, float, torch.Generator | None], torch.Tensor]:
+        raise NotImplementedError
+
+    def _score_data(self, data: Any, per_feature: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Scores (name -> (n,)) of model input, with per-feature NLL (n, n_features) when asked."""
+        raise NotImplementedError
+
+    def _contribution_columns(self, per_feature: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _extra_meta(self) -> dict[str, Any]:
+        """What the model folder holds besides parameters, network, seed, threshold, weights, calibration."""
+        raise NotImplementedError
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        """Set the fitted attributes ``_extra_meta`` describes (and ``config_``, ``n_features_in_``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        """The checks every detector shares; a subclass adds its own."""
+        if self.default_score not in self.calibrated_scores:
+            raise ValueError(f"default_score must be one of {self.calibrated_scores}, got: {self.default_score!r}")
+        check_fpr(self.fpr)
+        for name, low_open in (
+            ("contamination", False),
+            ("validation_fraction", True),
+            ("calibration_fraction", True),
+            ("trim_fraction", False),
+        ):
+            value = getattr(self, name)
+            if not (0.0 < value < 0.5 if low_open else 0.0 <= value < 0.5):
+                raise ValueError(f"{name} must be in {'(' if low_open else '['}0, 0.5), got: {value!r}")
+        if not 0.0 < self.bagging_fraction <= 1.0:
+            raise ValueError(f"bagging_fraction must be in (0, 1], got: {self.bagging_fraction!r}")
+        for name in ("n_importance_samples", "n_members", "max_steps", "batch_size", "eval_every", "patience"):
+            check_positive_int(name, getattr(self, name))
+
+    def _start_fit(self) -> None:
+        """Parameter checks, the seed of everything random in this fit, the device."""
+        self._check_params()
+        self.seed_ = int(np.random.SeedSequence(self.random_state).generate_state(1)[0] & 0x7FFFFFFF)
+        self.device_ = resolve_device(self.device)
+
+    def _train_and_calibrate(
+        self, data: Data, split_keys: pd.DataFrame, callbacks: Sequence[Callback]
+    ) -> tuple[Data, dict[str, np.ndarray]]:
+        """Split the records (identical ``split_keys`` rows share a part), train the network on one part with
+        early stopping on another, and calibrate on the third; returns that part and its scores."""
+        parts = split_rows(split_keys, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
+        train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
+        with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
+            torch.manual_seed(self.seed_)
+            self.model_ = self._network().to(self.device_)
+            self.history_ = train(
+                self.model_,
+                data[train_rows],
+                data[validation_rows],
+                self._train_config(),
+                loss_fn=self._loss(),
+                callbacks=callbacks,
+                progress=self.progress,
+            )
+        calibration_data = data[calibration_rows]
+        scores, _ = self._score_data(calibration_data, per_feature=False)
+        self.calibration_ = Calibration.fit({name: scores[name] for name in self.calibrated_scores}, self.contamination)
+        self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
+        return calibration_data, scores
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            max_steps=self.max_steps,
+            eval_every=self.eval_every,
+            patience=self.patience,
+            kl_warmup_steps=self.kl_warmup_steps,
+            trim_fraction=self.trim_fraction,
+            bagging_fraction=self.bagging_fraction,
+        )
+
+    def _noise(self) -> torch.Tensor:
+        return importance_noise(self.seed_, self.n_importance_samples, self.config_.latent_dim)
+
+    # ------------------------------------------------------------------ scoring
+    def score_columns(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> dict[str, np.ndarray]:
+        """Every per-record score as ``{column name: array of shape (n_samples,)}``: the score table.
+
+        Columns: ``neg_elbo``, ``reconstruction_nll``, ``kl``, ``neg_log_likelihood`` (nats; images add
+        ``complexity`` and ``neg_log_likelihood_ratio``), ``p_value`` (conformal, of the default score),
+        ``p_value_<score>`` of the other calibrated scores, ``is_outlier`` (``p_value``-consistent at
+        ``fpr``, default ``self.fpr``) and, with ``contributions=True`` (tabular models),
+        ``contribution_<column>`` for each column: its share of ``reconstruction_nll`` (they sum to it).
+        """
+        check_is_fitted(self, "model_")
+        fpr = self.fpr if fpr is None else fpr
+        check_fpr(fpr)
+        return self._score_table(self._model_input(X), fpr, contributions)
+
+    def _score_table(self, data: ModelInput, fpr: float, contributions: bool) -> dict[str, np.ndarray]:
+        scores, per_feature = self._score_data(data, per_feature=contributions)
+        default = scores[self.default_score]
+        columns = {name: scores[name] for name in self.table_scores}
+        columns["p_value"] = self.calibration_.p_value(self.default_score, default)
+        for name in self.p_value_scores:
+            columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
+        columns["is_outlier"] = default > self.calibration_.threshold(self.default_score, fpr)
+        if per_feature is not None:
+            columns.update(self._contribution_columns(per_feature))
+        return columns
+
+    def score_frame(self, X: Any, *, fpr: float | None = None, contributions: bool = False) -> pd.DataFrame:
+        """:meth:`score_columns` as a DataFrame, one row per record of X (index kept from a DataFrame X)."""
+        columns = self.score_columns(X, fpr=fpr, contributions=contributions)
+        return pd.DataFrame(columns, index=X.index if isinstance(X, pd.DataFrame) else None)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Outlier score of shape (n_samples,): the default score, HIGHER = MORE ANOMALOUS."""
+        return self.score_columns(X)[self.default_score]
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """``-decision_function(X)``: an estimate of log p(x) (scikit-learn's direction)."""
+        return -self.decision_function(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean of ``score_samples(X)``: the average estimated log-likelihood in nats."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X: Any, *, fpr: float | None = None) -> np.ndarray:
+        """0/1 labels of shape (n_samples,): 1 where the record is an outlier at ``fpr``."""
+        return self.score_columns(X, fpr=fpr)["is_outlier"].astype(int)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n_samples, 2): columns P(inlier), P(outlier) with P(outlier) = 1 - conformal p-value."""
+        p_value = self.score_columns(X)["p_value"]
+        return np.column_stack([p_value, 1.0 - p_value])
+
+    def thresholds(self, fpr: float | None = None) -> dict[str, float]:
+        """Calibrated threshold of each calibrated score at ``fpr`` (default ``self.fpr``)."""
+        check_is_fitted(self, "model_")
+        fpr = self.fpr if fpr is None else fpr
+        return {name: self.calibration_.threshold(name, fpr) for name in self.calibrated_scores}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write the fitted detector to a folder (JSON + safetensors, no pickle), atomically."""
+        check_is_fitted(self, "model_")
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        meta = {
+            "kind": self.kind,
+            "params": params,
+            **self._extra_meta(),
+            "network": asdict(self.config_),
+            "seed": self.seed_,
+            "threshold": self.threshold_,
+        }
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        for name, values in self.calibration_.scores.items():
+            tensors[f"calibration.{name}"] = torch.from_numpy(values)
+        save_folder(Path(path), meta, tensors)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> Self:
+        """Read a detector of this class written by :meth:`save`; ``device`` as in the constructor.
+        :func:`anomaly_vae.load` reads either kind."""
+        meta, tensors = load_folder(Path(path))
+        kind = saved_kind(meta)
+        if kind != cls.kind:
+            raise ValueError(f"{path} holds a model of kind {kind!r}, not {cls.kind!r}: load it with anomaly_vae.load")
+        return cls._from_saved(meta, tensors, device)
+
+    @classmethod
+    def _from_saved(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor], device: str) -> Self:
+        params = {**meta["params"], "device": device}
+        for name in cls.tuple_params:
+            params[name] = None if params[name] is None else tuple(params[name])
+        detector = cls(**params)
+        detector.seed_ = meta["seed"]
+        detector.device_ = resolve_device(device)
+        detector._restore(meta)
+        detector.model_ = detector._network()
+        detector.model_.load_state_dict(
+            {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        )
+        detector.model_.to(detector.device_).eval()
+        detector.calibration_ = Calibration(
+            {k.removeprefix("calibration."): v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
+        )
+        detector.threshold_ = meta["threshold"]
+        return detector
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+def load(path: str | Path, *, device: str = "cpu") -> BaseDetector:
+    """The detector saved in the folder ``path``, of whichever kind (tabular or image)."""
+    meta, tensors = load_folder(Path(path))
+    return _KINDS[saved_kind(meta)]._from_saved(meta, tensors, device)
+
+
+def saved_kind(meta: dict[str, Any]) -> str:
+    kind = meta.get("kind", "tabular")  # folders of tabular models saved before images existed have none
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; this version reads {sorted(_KINDS)}")
+    return str(kind)
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if not (isinstance(value, (int, np.integer)) and value >= 1):
+        raise ValueError(f"{name} must be a positive integer, got: {value!r}")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available")
+    return resolved

@@ -1,0 +1,1 @@
+"""Images: :class:`~anomaly_vae.ImageVAEDetector` and what it is built from."""

@@ -1,0 +1,1 @@
+"""Tabular data: :class:`~anomaly_vae.VAEDetector` and what it is built from."""
