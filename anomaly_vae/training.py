@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -40,6 +40,11 @@ class History:
     best_step: int = 0
     stopped_early: bool = False
 
+    def record(self, step: int, train_loss: float, validation_loss: float) -> None:
+        self.steps.append(step)
+        self.train_loss.append(train_loss)
+        self.validation_loss.append(validation_loss)
+
 
 class Callback(Protocol):
     def on_epoch_end(self, step: int, logs: dict[str, float]) -> None:
@@ -64,30 +69,24 @@ def train(
 ) -> History:
     """Train ``model`` in place and restore the weights with the best validation loss.
 
-    ``loss_fn`` is the network's loss (the tabular or the image negative ELBO). Randomness comes from torch's global
-    generator: seed it (or fork it) around this call.
+    ``loss_fn`` is the network's loss (the tabular or the image negative ELBO). Randomness comes from
+    torch's global generator: seed it (or fork it) around this call.
     """
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     history = History()
-    best_loss, best_state, bad_checks = math.inf, copy.deepcopy(model.state_dict()), 0
-    n = len(train_data)
-    batch_size = min(config.batch_size, n)
+    best = _Best(model)
     device = train_data.inputs.device
     # Bagging: each member learns from its own random subset of the training rows.
     members = model.config.n_members
-    rows = torch.rand(members, n, device=device) < (config.bagging_fraction if members > 1 else 1.0)
-    shuffled, shuffled_rows, cursor = train_data, rows, n  # reshuffled each epoch; batches are then views
+    rows = torch.rand(members, len(train_data), device=device) < (config.bagging_fraction if members > 1 else 1.0)
+    batches = _minibatches(train_data, rows, min(config.batch_size, len(train_data)))
     running, since_check = torch.zeros((), device=device), 0
     bar = tqdm(total=config.max_steps, desc="training", unit="step", leave=False, disable=not progress)
     model.train()
     for step in range(1, config.max_steps + 1):
-        if cursor + batch_size > n:
-            order = torch.randperm(n, device=device)
-            shuffled, shuffled_rows, cursor = train_data[order], rows[:, order], 0
-        batch, mask = shuffled[cursor : cursor + batch_size], shuffled_rows[:, cursor : cursor + batch_size]
-        cursor += batch_size
+        batch, mask = next(batches)
         beta = min(1.0, step / config.kl_warmup_steps) if config.kl_warmup_steps else 1.0
         trim = config.trim_fraction if step > config.kl_warmup_steps else 0.0
         loss = trimmed_mean(loss_fn(model, batch, beta, None), mask, trim)
@@ -108,25 +107,47 @@ def train(
         model.train()
         running.zero_()
         since_check = 0
-        history.steps.append(step)
-        history.train_loss.append(train_loss)
-        history.validation_loss.append(validation_loss)
+        history.record(step, train_loss, validation_loss)
         for callback in callbacks:
             callback.on_epoch_end(step, {"train_loss": train_loss, "validation_loss": validation_loss})
         bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{validation_loss:.3f}")
-        if validation_loss < best_loss or step <= config.kl_warmup_steps:
-            best_loss, history.best_step, bad_checks = validation_loss, step, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad_checks += 1
-            if bad_checks >= config.patience:
-                history.stopped_early = True
-                break
+        if validation_loss < best.loss or step <= config.kl_warmup_steps:
+            best.keep(model, validation_loss)
+            history.best_step = step
+        elif best.worse_checks(config.patience):
+            history.stopped_early = True
+            break
     bar.close()
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.state)
     model.eval()
-    logger.info("trained %d steps, best validation loss %.4f at step %d", step, best_loss, history.best_step)
+    logger.info("trained %d steps, best validation loss %.4f at step %d", step, best.loss, history.best_step)
     return history
+
+
+class _Best:
+    """The weights with the best validation loss so far, and the checks since they were found."""
+
+    def __init__(self, model: VAENetwork) -> None:
+        self.loss, self.state, self.bad_checks = math.inf, copy.deepcopy(model.state_dict()), 0
+
+    def keep(self, model: VAENetwork, loss: float) -> None:
+        self.loss, self.state, self.bad_checks = loss, copy.deepcopy(model.state_dict()), 0
+
+    def worse_checks(self, patience: int) -> bool:
+        """Count a check without improvement; True when there have been ``patience`` in a row."""
+        self.bad_checks += 1
+        return self.bad_checks >= patience
+
+
+def _minibatches(data: Data, rows: torch.Tensor, batch_size: int) -> Iterator[tuple[Data, torch.Tensor]]:
+    """Endless minibatches of ``data`` with each member's (E, batch) bagging mask: the rows are reshuffled
+    at the start of every epoch, and the batches are views of the shuffled copy."""
+    n = len(data)
+    while True:
+        order = torch.randperm(n, device=rows.device)
+        shuffled, shuffled_rows = data[order], rows[:, order]
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield shuffled[start : start + batch_size], shuffled_rows[:, start : start + batch_size]
 
 
 def trimmed_mean(losses: torch.Tensor, mask: torch.Tensor, trim: float) -> torch.Tensor:
