@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.metrics import Metrics
 from serving.settings import Settings
 from tests.conftest import mixed_frame
 from tests.serving.conftest import model_folder, running  # noqa: F401  (model_folder is a fixture)
@@ -49,6 +50,14 @@ def exported(client: httpx.Client) -> dict[str, list[dict[str, str]]]:
         for sample in family.samples:
             names.setdefault(sample.name, []).append(sample.labels)
     return names
+
+
+def declared() -> dict[str, set[str]]:
+    """Every sample name the service declares, with its label names: a labelled metric is on /metrics only
+    once a first series exists (``anomaly_vae_requests_shed_total`` after a first shed request)."""
+    registry = Metrics().registry
+    collectors = registry._names_to_collectors  # prometheus-client's own index of sample names
+    return {name: set(getattr(collector, "_labelnames", ())) for name, collector in collectors.items()}
 
 
 @pytest.fixture(scope="session")

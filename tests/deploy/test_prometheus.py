@@ -4,6 +4,7 @@ that scrapes the real service with deploy/'s configuration and alert rules."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,8 +16,8 @@ import pytest
 import yaml
 
 from tests.conftest import system_tool
-from tests.deploy.conftest import DEPLOY, Traffic
-from tests.deploy.test_dashboard import queries
+from tests.deploy.conftest import DEPLOY, Traffic, declared
+from tests.deploy.test_dashboard import queries, variables
 from tests.serving.conftest import free_port
 
 PROMETHEUS = DEPLOY / "prometheus"
@@ -53,6 +54,31 @@ def test_the_issue_s_alerts_exist():
     alerts = service_alerts()
     assert {"AnomalyVAEServiceDown", "AnomalyVAEHighErrorRate", "AnomalyVAELatencySLOBreach"} <= alerts
     assert "AnomalyVAEOutlierRateSpike" in alerts
+    # admission control, the registry and requests in flight
+    assert {"AnomalyVAERequestsShed", "AnomalyVAERegistryUnreachable", "AnomalyVAERequestsStuck"} <= alerts
+    rules = (PROMETHEUS / "alerts" / "service.yml").read_text()
+    for metric in (
+        "anomaly_vae_requests_shed_total",
+        "anomaly_vae_registry_errors_total",
+        "anomaly_vae_requests_in_flight",
+    ):
+        assert metric in rules
+
+
+def drift_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((PROMETHEUS / "alerts" / "drift.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def test_drift_alerts_count_pods_instead_of_paging_per_pod():
+    """Windows are per pod: each drift alert fires once for the fleet (per feature), on a quorum of the
+    pods that computed a window; the promtool tests (tests/drift_test.yml) hold the behaviour."""
+    rules = drift_rules()
+    assert len(rules) == 5
+    for rule in rules:
+        expr = " ".join(rule["expr"].split())
+        assert "instance" not in expr, rule["alert"]
+        assert ">= 0.5 * scalar(count(anomaly_vae_drift_windows_total" in expr, rule["alert"]
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +196,7 @@ def test_every_rule_of_deploy_loads_and_evaluates_without_error(prometheus, traf
 
 @pytest.mark.parametrize(("title", "expr"), queries())
 def test_every_dashboard_query_returns_data_through_prometheus(prometheus, traffic, title, expr):
-    promql = expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+    promql = expr.replace("$__rate_interval", "1m").replace("$__range", "5m").replace("$job", "anomaly-vae")
     eventually(lambda: assert_data(prometheus, promql, title))
 
 
@@ -178,3 +204,19 @@ def assert_data(client: httpx.Client, promql: str, title: str) -> None:
     result = query(client, promql)
     assert result, f"{title}: no data for {promql}"
     assert all(math.isfinite(float(series["value"][1])) for series in result), (title, result)
+
+
+def test_the_dashboard_s_job_variable_finds_the_scrape_job(prometheus, traffic):
+    """The variable's query (label_values of a metric's job) lists the job its default names."""
+    variable = variables()["job"]
+    metric = re.fullmatch(r"label_values\((\w+), job\)", variable["query"]["query"])
+    assert metric, variable["query"]
+    jobs = {series["metric"]["job"] for series in query(prometheus, f"count by (job) ({metric[1]})")}
+    assert variable["current"]["value"] in jobs
+
+
+def test_every_metric_the_rules_name_is_one_the_service_declares():
+    known = declared()
+    for path in sorted((PROMETHEUS / "alerts").glob("*.yml")):
+        for name in set(re.findall(r"\b(anomaly_vae_[a-z0-9_]+)", path.read_text())):
+            assert name in known, f"{path.name}: {name} is not a metric of serving/metrics.py"
