@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from pipelines.data import count_rows, is_parquet, no_rows, read_chunks
+from anomaly_vae.persistence import atomic_path
+from pipelines.data import AtomicTable, count_rows, is_parquet, no_rows, read_chunks
 from pipelines.registry import load_detector
 
 logger = logging.getLogger(__name__)
@@ -39,46 +36,6 @@ class TooManyRejects(RuntimeError):
     def __init__(self, message: str, manifest: dict[str, Any]) -> None:
         super().__init__(message)
         self.manifest = manifest
-
-
-class AtomicTable:
-    """A CSV or Parquet file appended chunk by chunk under a temporary name; ``commit`` renames it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created like any file a tool writes (permissions from the umask; tempfile.mkstemp would make it
-        # private), under a name no other job uses.
-        self.temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
-        self.temporary.open("x").close()
-        self.parquet = path.suffix.lower() in {".parquet", ".pq"}
-        self.writer: pq.ParquetWriter | None = None
-        self.started = False
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.parquet:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self.writer is None:  # dictionary encoding pays for repeated strings, not for scores (3x slower)
-                strings = [
-                    f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                ]
-                self.writer = pq.ParquetWriter(self.temporary, table.schema, use_dictionary=strings)
-            self.writer.write_table(table.cast(self.writer.schema))
-        else:
-            frame.to_csv(self.temporary, mode="a" if self.started else "w", header=not self.started, index=False)
-        self.started = True
-
-    def commit(self, empty: pd.DataFrame) -> None:
-        if not self.started:
-            self.write(empty)  # no rows: still a valid file with the columns
-        if self.writer is not None:
-            self.writer.close()
-        os.replace(self.temporary, self.path)
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.temporary.unlink(missing_ok=True)
 
 
 def score_file(
@@ -103,66 +60,10 @@ def score_file(
         raise ValueError(f"max_reject_fraction must be in [0, 1], got: {max_reject_fraction}")
     start = time.perf_counter()
     detector, identity = load_detector(model)
-    names = list(detector.feature_names_in_)
     rejects_path = output_path.with_name(output_path.stem + ".rejects.csv")
     manifest_path = output_path.with_name(output_path.stem + ".manifest.json")
-    total = count_rows(input_path) if is_parquet(Path(input_path)) else None
-    output, rejects = AtomicTable(output_path), AtomicTable(rejects_path)
-    counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "outliers": 0}
-    columns_out: list[str] = []
-    try:
-        # The next chunk is read and the previous one written in background threads while this one is scored
-        # (pyarrow and torch release the GIL). One write at a time keeps the output in order and memory flat.
-        with (
-            ThreadPoolExecutor(max_workers=1) as writer,
-            tqdm(total=total, unit="row", unit_scale=True, desc="scoring", disable=not progress) as bar,
-        ):
-            written: Future[None] | None = None
-            for chunk in _prefetched(read_chunks(Path(input_path), chunk_rows)):
-                if not len(chunk):  # a header-only CSV or an empty Parquet part
-                    continue
-                absent_ids = [c for c in id_columns if c not in chunk.columns]
-                if absent_ids:
-                    raise ValueError(f"id column(s) not in the input: {absent_ids}")
-                rows = np.arange(counts["rows_in"], counts["rows_in"] + len(chunk))
-                absent = [n for n in names if n not in chunk.columns]
-                if not absent:
-                    scores, reasons = detector.score_valid(chunk[names], fpr=fpr, contributions=contributions > 0)
-                else:
-                    scores, reasons = {}, pd.Series(f"missing column(s): {absent}", index=rows - rows[0], dtype=object)
-                good = np.ones(len(chunk), dtype=bool)
-                good[reasons.index.to_numpy(dtype=int)] = False
-                rejected = pd.DataFrame(
-                    {
-                        "row": rows[~good],
-                        **{c: chunk[c].to_numpy()[~good] for c in id_columns},
-                        "reason": reasons.to_numpy(dtype=str),
-                    }
-                )
-                frame = None
-                if good.any():
-                    frame = _output_frame(chunk.loc[good, list(id_columns)], rows[good], scores, contributions)
-                    columns_out = list(frame.columns)
-                    counts["outliers"] += int(scores["is_outlier"].sum())
-                if written is not None:
-                    written.result()  # raises what the previous write raised
-                written = writer.submit(_write, output, frame, rejects, rejected)
-                counts["rows_in"] += len(chunk)
-                counts["rows_scored"] += int(good.sum())
-                counts["rows_rejected"] += int((~good).sum())
-                bar.update(len(chunk))
-            if written is not None:
-                written.result()
-        if not counts["rows_in"]:
-            raise no_rows(input_path)
-        if counts["rows_scored"] + counts["rows_rejected"] != counts["rows_in"]:
-            raise RuntimeError(f"row counts do not reconcile: {counts}")
-        output.commit(pd.DataFrame(columns=columns_out or ["row", *id_columns]))
-        rejects.commit(pd.DataFrame({"row": pd.Series(dtype=np.int64), **{c: [] for c in id_columns}, "reason": []}))
-    except BaseException:
-        output.abort()
-        rejects.abort()
-        raise
+    scoring = _Scoring(detector, list(id_columns), fpr, contributions)
+    counts = scoring.into_files(Path(input_path), output_path, rejects_path, chunk_rows, progress)
     seconds = time.perf_counter() - start
     failure = _failure(counts, max_reject_fraction, rejects_path)
     manifest = {
@@ -179,9 +80,8 @@ def score_file(
         "seconds": round(seconds, 3),
         "rows_per_second": round(counts["rows_in"] / seconds, 1) if seconds else None,
     }
-    staging = manifest_path.with_name(f".{manifest_path.name}.partial")
-    staging.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(staging, manifest_path)
+    with atomic_path(manifest_path) as staging:
+        staging.write_text(json.dumps(manifest, indent=1) + "\n")
     logger.info(
         "scored %d rows, rejected %d, %d outliers -> %s",
         counts["rows_scored"],
@@ -192,6 +92,89 @@ def score_file(
     if failure:
         raise TooManyRejects(failure, manifest)
     return manifest
+
+
+class _Scoring:
+    """One job's scoring of its input, chunk by chunk, into an output and a rejects table."""
+
+    def __init__(self, detector: Any, id_columns: list[str], fpr: float | None, contributions: int) -> None:
+        self.detector = detector
+        self.names = list(detector.feature_names_in_)
+        self.id_columns = id_columns
+        self.fpr = fpr
+        self.contributions = contributions
+        self.counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "outliers": 0}
+        self.columns_out: list[str] = []
+
+    def into_files(
+        self, source: Path, output_path: Path, rejects_path: Path, chunk_rows: int, progress: bool
+    ) -> dict[str, int]:
+        """Score ``source`` into the output and rejects files, both renamed into place at the end (the
+        output first); on an error neither is. Returns the row counts."""
+        total = count_rows(source) if is_parquet(source) else None
+        ids = self.id_columns
+        with (
+            AtomicTable(rejects_path) as rejects,
+            AtomicTable(output_path) as output,
+            tqdm(total=total, unit="row", unit_scale=True, desc="scoring", disable=not progress) as bar,
+        ):
+            self.write_chunks(read_chunks(source, chunk_rows), output, rejects, bar)
+            if not self.counts["rows_in"]:
+                raise no_rows(source)
+            if self.counts["rows_scored"] + self.counts["rows_rejected"] != self.counts["rows_in"]:
+                raise RuntimeError(f"row counts do not reconcile: {self.counts}")
+            output.finish(pd.DataFrame(columns=self.columns_out or ["row", *ids]))
+            rejects.finish(pd.DataFrame({"row": pd.Series(dtype=np.int64), **{c: [] for c in ids}, "reason": []}))
+        return self.counts
+
+    def write_chunks(self, chunks: Iterator[pd.DataFrame], output: AtomicTable, rejects: AtomicTable, bar: Any) -> None:
+        """Score each chunk into ``output`` and ``rejects``. The next chunk is read and the previous one
+        written in background threads while this one is scored (pyarrow and torch release the GIL). One
+        write at a time keeps the output in order and memory flat."""
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            written: Future[None] | None = None
+            for chunk in _prefetched(chunks):
+                if not len(chunk):  # a header-only CSV or an empty Parquet part
+                    continue
+                frame, rejected = self.chunk(chunk)
+                if written is not None:
+                    written.result()  # raises what the previous write raised
+                written = writer.submit(_write, output, frame, rejects, rejected)
+                bar.update(len(chunk))
+            if written is not None:
+                written.result()
+
+    def chunk(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+        """The scored rows of ``chunk`` (None when none could be scored) and its rejected rows; counts both."""
+        absent_ids = [c for c in self.id_columns if c not in chunk.columns]
+        if absent_ids:
+            raise ValueError(f"id column(s) not in the input: {absent_ids}")
+        rows = np.arange(self.counts["rows_in"], self.counts["rows_in"] + len(chunk))
+        absent = [n for n in self.names if n not in chunk.columns]
+        if not absent:
+            scores, reasons = self.detector.score_valid(
+                chunk[self.names], fpr=self.fpr, contributions=self.contributions > 0
+            )
+        else:
+            scores, reasons = {}, pd.Series(f"missing column(s): {absent}", index=rows - rows[0], dtype=object)
+        good = np.ones(len(chunk), dtype=bool)
+        good[reasons.index.to_numpy(dtype=int)] = False
+        rejected = pd.DataFrame(
+            {
+                "row": rows[~good],
+                **{c: chunk[c].to_numpy()[~good] for c in self.id_columns},
+                "reason": reasons.to_numpy(dtype=str),
+            }
+        )
+        frame = None
+        if good.any():
+            frame = _output_frame(chunk.loc[good, self.id_columns], rows[good], scores, self.contributions)
+            self.columns_out = list(frame.columns)
+            self.counts["outliers"] += int(scores["is_outlier"].sum())
+        self.counts["rows_in"] += len(chunk)
+        self.counts["rows_scored"] += int(good.sum())
+        self.counts["rows_rejected"] += int((~good).sum())
+        return frame, rejected
 
 
 def _failure(counts: dict[str, int], max_reject_fraction: float, rejects_path: Path) -> str | None:

@@ -1,4 +1,5 @@
-"""Reading training and scoring data: CSV, Parquet (file or folder of parts) and ``.npz``.
+"""Reading training and scoring data: CSV, Parquet (file or folder of parts) and ``.npz``; writing
+tables atomically (:class:`AtomicTable`).
 
 Training never needs the whole of a large data set in memory: with ``max_rows`` set, a file with more
 rows is read in batches and each row is kept with probability ``max_rows / total`` (seeded), so memory
@@ -9,11 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from anomaly_vae.persistence import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +118,47 @@ def split_labels(frame: pd.DataFrame, label_column: str | None) -> tuple[pd.Data
     if not values <= {0, 1}:
         raise ValueError(f"label column {label_column!r} must hold 0/1 or booleans (1 = anomaly)")
     return frame.drop(columns=label_column), labels.astype(int).to_numpy()
+
+
+class AtomicTable:
+    """A CSV or Parquet file appended chunk by chunk at a staging path (:func:`atomic_path`).
+
+    Used as a context manager: the file is renamed into place when the ``with`` block succeeds and
+    removed when it fails. ``finish(empty)`` before the end gives a table with no rows its columns.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.parquet = self.path.suffix.lower() in PARQUET_SUFFIXES
+        self.writer: pq.ParquetWriter | None = None
+        self.started = False
+
+    def __enter__(self) -> AtomicTable:
+        with ExitStack() as stack:
+            self.temporary = stack.enter_context(atomic_path(self.path))
+            self.temporary.open("x").close()  # there from the start, with permissions from the umask
+            self._staged = stack.pop_all()
+        return self
+
+    def __exit__(self, *error: Any) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self._staged.__exit__(*error)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.parquet:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.writer is None:  # dictionary encoding pays for repeated strings, not for scores (3x slower)
+                strings = [
+                    f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                ]
+                self.writer = pq.ParquetWriter(self.temporary, table.schema, use_dictionary=strings)
+            self.writer.write_table(table.cast(self.writer.schema))
+        else:
+            frame.to_csv(self.temporary, mode="a" if self.started else "w", header=not self.started, index=False)
+        self.started = True
+
+    def finish(self, empty: pd.DataFrame) -> None:
+        """With no row written, write ``empty`` (no rows): still a valid file with the columns."""
+        if not self.started:
+            self.write(empty)

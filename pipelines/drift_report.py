@@ -8,7 +8,6 @@ import html
 import io
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pandas as pd
 
 from anomaly_vae import VAEDetector
 from anomaly_vae.drift import bin_counts
+from anomaly_vae.persistence import atomic_path
 from anomaly_vae.tabular.profile import DriftReport, FeatureProfile
 from anomaly_vae.tabular.schema import decode_numeric
 from pipelines.data import read_table
@@ -74,10 +74,8 @@ def alarm_summary(alarms: list[str]) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(text)
-    os.replace(staging, path)
+    with atomic_path(path) as staging:
+        staging.write_text(text)
 
 
 def _png(fig: Any) -> str:

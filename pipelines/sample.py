@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.batch import AtomicTable
-from pipelines.data import read_table
+from pipelines.data import AtomicTable, read_table
 from pipelines.registry import load_detector
 
 logger = logging.getLogger(__name__)
@@ -52,13 +51,8 @@ def sample_to_file(
         rows = np.random.default_rng(seed).integers(len(source), size=n)
         context = source[context_names].iloc[rows].reset_index(drop=True)
     samples = detector.sample(n, random_state=seed, context=context)
-    table = AtomicTable(Path(output))
-    try:
+    with AtomicTable(Path(output)) as table:
         table.write(samples)
-        table.commit(samples.head(0))
-    except BaseException:
-        table.abort()
-        raise
     summary: dict[str, Any] = {"model": identity, "rows": n, "output": str(output)}
     if data is not None:
         from pipelines import fidelity  # imports matplotlib (about a second): only when comparing

@@ -79,3 +79,36 @@ def test_library_layers():
             continue  # exports both detectors
         for module in imported_modules(path):
             assert not any(module == b or module.startswith(b + ".") for b in banned), f"{name} imports {module}"
+
+
+def benchmark_imports(path: Path, *, module_level_only: bool = False) -> set[str]:
+    """The modules of ``pipelines.benchmarks`` that ``path`` imports (``from pipelines import benchmarks``
+    too); with ``module_level_only``, those imported outside functions."""
+    tree = ast.parse(path.read_text())
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inside = {id(m) for f in functions for m in ast.walk(f)} if module_level_only else set()
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in inside:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            if node.module == "pipelines":  # from pipelines import benchmarks
+                names |= {f"pipelines.{alias.name}" for alias in node.names}
+    return {n for n in names if n == "pipelines.benchmarks" or n.startswith("pipelines.benchmarks.")}
+
+
+def test_jobs_never_import_the_benchmarks():
+    """Benchmarks (pipelines/benchmarks/) may use the jobs; no other module of pipelines/ imports them. The
+    command line is the one exception: pipelines/cli.py adds the `benchmark` subcommands from
+    pipelines.benchmarks.cli, imported inside a function (which imports each benchmark when it runs)."""
+    package = ROOT / "pipelines"
+    for path in sorted(package.rglob("*.py")):
+        if path.is_relative_to(package / "benchmarks"):
+            continue
+        name = path.relative_to(ROOT).as_posix()
+        allowed = {"pipelines.benchmarks", "pipelines.benchmarks.cli"} if name == "pipelines/cli.py" else set()
+        assert benchmark_imports(path) <= allowed, f"{name} imports {sorted(benchmark_imports(path) - allowed)}"
+        assert not benchmark_imports(path, module_level_only=True), f"{name} imports pipelines.benchmarks at load"

@@ -4,31 +4,18 @@ detector and baselines run side by side on the same splits."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
 from anomaly_vae import VAEDetector
-
-Detector = Callable[[int], Any]  # seed -> an unfitted detector with fit / decision_function
-
-
-@dataclass(frozen=True)
-class Result:
-    dataset: str
-    method: str
-    seed: int
-    auroc: float
-    aupr: float
-    fit_seconds: float
+from pipelines.benchmarks.baselines import Detector, tabular_baselines
+from pipelines.benchmarks.results import Result, write_tables
 
 
 def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -52,38 +39,10 @@ def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray,
 
 
 def default_methods(params: dict[str, Any] | None = None, baselines: bool = True) -> dict[str, Detector]:
-    """The detector (with ``params`` over its defaults) and, unless ``baselines`` is off, the baselines:
-    scikit-learn's IsolationForest, and PyOD's VAE, AutoEncoder, IForest and ECOD when pyod is installed."""
+    """The detector (with ``params`` over its defaults) and, unless ``baselines`` is off, the baselines of
+    :func:`~pipelines.benchmarks.baselines.tabular_baselines`."""
     methods: dict[str, Detector] = {"VAEDetector": lambda seed: VAEDetector(**{"random_state": seed, **(params or {})})}
-    if not baselines:
-        return methods
-    methods["IsolationForest"] = lambda seed: _SklearnOutlier(IsolationForest(random_state=seed))
-    try:
-        from pyod.models.auto_encoder import AutoEncoder
-        from pyod.models.ecod import ECOD
-        from pyod.models.iforest import IForest
-        from pyod.models.vae import VAE
-    except ImportError:
-        return methods
-    methods["PyOD VAE"] = lambda seed: VAE(random_state=seed, verbose=0)
-    methods["PyOD AutoEncoder"] = lambda seed: AutoEncoder(random_state=seed, verbose=0)
-    methods["PyOD IForest"] = lambda seed: IForest(random_state=seed)
-    methods["PyOD ECOD"] = lambda seed: ECOD()
-    return methods
-
-
-class _SklearnOutlier:
-    """scikit-learn outlier estimators score inliers high; flip to higher = more anomalous."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-
-    def fit(self, X: np.ndarray) -> _SklearnOutlier:
-        self.estimator.fit(X)
-        return self
-
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return -self.estimator.score_samples(X)
+    return (methods | tabular_baselines()) if baselines else methods
 
 
 def run_dataset(
@@ -149,38 +108,3 @@ def run_benchmark(
     header = f"{len(files)} data sets{variant}, seeds {seeds}; AUROC and AUPR on the 30% test part, mean over seeds."
     stem = f"adbench_subsample{subsample}" if subsample else "adbench"
     return write_tables(results, output, stem, header)
-
-
-def write_tables(results: list[Result], output: Path, stem: str, header: str) -> str:
-    """Write ``stem.csv`` (one row per data set, method and seed) and ``stem.md`` to ``output``.
-
-    Returns the markdown: ``header``, then mean AUROC, mean AUPR, average AUROC rank and mean fit time per
-    method, then AUROC per data set and method (means over seeds).
-    """
-    import pandas as pd
-
-    frame = pd.DataFrame([r.__dict__ for r in results])
-    output.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output / f"{stem}.csv", index=False)
-    per_set = frame.groupby(["dataset", "method"])[["auroc", "aupr", "fit_seconds"]].mean().reset_index()
-    per_set["rank"] = per_set.groupby("dataset")["auroc"].rank(ascending=False)
-    summary = per_set.groupby("method")[["auroc", "aupr", "rank", "fit_seconds"]].mean()
-    summary = summary.sort_values("auroc", ascending=False)
-    wide = per_set.pivot(index="dataset", columns="method", values="auroc")[summary.index]
-    lines = [
-        header,
-        "",
-        "| method | mean AUROC | mean AUPR | average rank | mean fit seconds |",
-        "| --- | --- | --- | --- | --- |",
-        *(
-            f"| {m} | {r.auroc:.3f} | {r.aupr:.3f} | {r['rank']:.2f} | {r.fit_seconds:.2f} |"
-            for m, r in summary.iterrows()
-        ),
-        "",
-        "| data set | " + " | ".join(wide.columns) + " |",
-        "| --- |" + " --- |" * len(wide.columns),
-        *(f"| {d} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for d, row in wide.iterrows()),
-    ]
-    table = "\n".join(lines)
-    (output / f"{stem}.md").write_text(table + "\n")
-    return table

@@ -35,6 +35,19 @@ class Run:
     cpu_ms_per_request: float
 
 
+@dataclass(frozen=True)
+class Server:
+    """One server under wrk: its name in the table, the command that starts it, its port, the path that
+    answers 200 once it is ready, and the endpoint and JSON body to POST."""
+
+    name: str
+    command: list[str]
+    port: int
+    ready: str
+    endpoint: str
+    body: object
+
+
 def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, workers: int = 0) -> str:
     """Markdown table of both servers on ``/invocations`` (and ours on ``/v1/score``), and the ratios: each
     at its defaults (mlflow: one worker; ours: one per CPU) and with the same number of workers.
@@ -44,11 +57,18 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
     configure_tracking()  # servers started below inherit MLFLOW_TRACKING_URI from it
     record = load_detector(model_uri)[0].schema_.typical_record()
     n = workers or len(os.sched_getaffinity(0))
+    runs = [_measure(server, seconds, connections) for server in servers(model_uri, record, n)]
+    return _table(runs, n, seconds, connections)
+
+
+def servers(model_uri: str, record: dict[str, object], n: int) -> list[Server]:
+    """The five runs, in the order :func:`_table` reads them: mlflow with 1 and ``n`` workers, ours with 1
+    and ``n`` on ``/invocations``, ours with ``n`` on ``/v1/score``."""
     mlflow_cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
     ours_cmd = [sys.executable, "-m", "serving", "--model", model_uri]
     invocations, score = {"dataframe_records": [record]}, {"records": [record]}
-    cases = [  # server, command, port, readiness path, endpoint, body
-        (
+    return [
+        Server(
             "mlflow models serve (1 worker, its default)",
             [*mlflow_cmd, "-p", "8131"],
             8131,
@@ -56,7 +76,7 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
             "/invocations",
             invocations,
         ),
-        (
+        Server(
             f"mlflow models serve --workers {n}",
             [*mlflow_cmd, "-p", "8132", "-w", str(n)],
             8132,
@@ -64,7 +84,7 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
             "/invocations",
             invocations,
         ),
-        (
+        Server(
             "anomaly-vae serve --workers 1",
             [*ours_cmd, "--port", "8133", "--workers", "1"],
             8133,
@@ -72,7 +92,7 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
             "/invocations",
             invocations,
         ),
-        (
+        Server(
             f"anomaly-vae serve --workers {n}",
             [*ours_cmd, "--port", "8134", "--workers", str(n)],
             8134,
@@ -80,7 +100,7 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
             "/invocations",
             invocations,
         ),
-        (
+        Server(
             f"anomaly-vae serve --workers {n}",
             [*ours_cmd, "--port", "8135", "--workers", str(n)],
             8135,
@@ -89,7 +109,9 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
             score,
         ),
     ]
-    runs = [_measure(*case, seconds, connections) for case in cases]
+
+
+def _table(runs: list[Run], n: int, seconds: int, connections: int) -> str:
     lines = [
         f"wrk -t2 -c{connections} -d{seconds}s, one record per POST, each server alone in turn; {n} CPUs.",
         "",
@@ -115,35 +137,33 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
     return "\n".join(lines)
 
 
-def _measure(
-    name: str, command: list[str], port: int, ready: str, path: str, body: object, seconds: int, connections: int
-) -> Run:
+def _measure(server: Server, seconds: int, connections: int) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "post.lua"
         script.write_text(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = [[{json.dumps(body)}]]\n"
+            f"wrk.body = [[{json.dumps(server.body)}]]\n"
         )
         # mlflow starts `uvicorn` by name: this interpreter's scripts folder goes first on PATH
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(server.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
-            _wait_ready(f"http://127.0.0.1:{port}{ready}", server)
-            cpu_before = _tree_cpu_seconds(server.pid)
-            url = f"http://127.0.0.1:{port}{path}"
+            _wait_ready(f"http://127.0.0.1:{server.port}{server.ready}", process)
+            cpu_before = _tree_cpu_seconds(process.pid)
+            url = f"http://127.0.0.1:{server.port}{server.endpoint}"
             wrk = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
             output = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
-            cpu = _tree_cpu_seconds(server.pid) - cpu_before
+            cpu = _tree_cpu_seconds(process.pid) - cpu_before
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            process.terminate()
+            process.wait(timeout=60)
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
     return Run(
-        name,
-        path,
+        server.name,
+        server.endpoint,
         float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         _latency_ms(output, "50%"),
         _latency_ms(output, "99%"),

@@ -1,50 +1,22 @@
+"""`anomaly-vae images fit` and `images grid`: the image models' jobs on scikit-learn's 8 x 8 digits."""
+
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from anomaly_vae import ImageVAEDetector
 from anomaly_vae.image.pictures import upscale
 from pipelines.cli import main
-from pipelines.images import grid_picture, run_mnist, select_images
+from pipelines.images import grid_picture, select_images
+from tests.pipelines.conftest import TINY_IMAGE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-TINY = {
-    "max_steps": 100,
-    "eval_every": 50,
-    "kl_warmup_steps": 50,
-    "n_importance_samples": 4,
-    "base_channels": 8,
-    "augment_shift": 0,
-}
-
-
-@pytest.fixture(scope="module")
-def digits_npz(tmp_path_factory):
-    """scikit-learn's 8 x 8 digits as an MNIST-like .npz: X uint8 (N, 8, 8), y the digit."""
-    data = load_digits()
-    path = tmp_path_factory.mktemp("digits") / "digits.npz"
-    np.savez(path, X=np.clip(data.images * 16, 0, 255).astype(np.uint8), y=data.target)
-    return path
-
-
-def test_mnist_benchmark_writes_tables_and_grid(digits_npz, tmp_path):
-    table = run_mnist(digits_npz, tmp_path, digits=[0, 7], seeds=[0], jobs=1, params=TINY)
-    results = pd.read_csv(tmp_path / "mnist.csv")
-    assert {"ImageVAEDetector", "IsolationForest", "PCA reconstruction"} <= set(results["method"])
-    assert sorted(results["dataset"].unique()) == ["digit 0", "digit 7"]
-    assert (results.loc[results["method"] == "ImageVAEDetector", "auroc"] > 0.8).all()
-    assert table.startswith("One-class MNIST (digits.npz), digits [0, 7], seeds [0]")
-    assert "| ImageVAEDetector |" in (tmp_path / "mnist.md").read_text()
-    # 8 x 8 digits drawn as 96 x 96 tiles (factor 12) with 2 px gaps
-    assert np.asarray(Image.open(tmp_path / "mnist_grid.png")).shape == (3 * 98 + 2, 8 * 98 + 2, 3)
 
 
 def test_images_fit_and_grid_commands(digits_npz, tmp_path):
-    params = json.dumps(TINY)
+    params = json.dumps(TINY_IMAGE)
     model = tmp_path / "model"
     assert (
         main(["images", "fit", "--data", str(digits_npz), "--label", "3", "--output", str(model), "--params", params])
@@ -64,7 +36,7 @@ def test_images_fit_and_grid_commands(digits_npz, tmp_path):
 def test_most_anomalous_picks_the_highest_scores(digits_npz, tmp_path):
     with np.load(digits_npz) as archive:
         X, y = archive["X"], archive["y"]
-    detector = ImageVAEDetector(random_state=0, **TINY).fit(X[y == 3][:150])
+    detector = ImageVAEDetector(random_state=0, **TINY_IMAGE).fit(X[y == 3][:150])
     images = X[:60]
     scores = detector.decision_function(images)
     top = select_images(detector, images, 4, "most-anomalous")

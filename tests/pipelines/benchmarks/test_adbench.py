@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from sklearn.covariance import EmpiricalCovariance
 
-from pipelines.adbench import default_methods, protocol_split, run_benchmark, run_dataset
+from pipelines.benchmarks.adbench import default_methods, protocol_split, run_benchmark, run_dataset
 from tests.quality import QUALITY, manifold_frame
 
-ADBENCH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "adbench"
+ADBENCH = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "adbench"
 
 
 def test_protocol_resamples_splits_and_scales():

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from anomaly_vae.calibration import Calibration
-from pipelines.calibration_bench import beta_law, run_calibration_benchmark
-from pipelines.provenance import run_conditions
+from pipelines.benchmarks.calibration import beta_law, run_calibration_benchmark
 
 
 @pytest.mark.parametrize(("n_cal", "fpr"), [(200, 0.01), (600, 0.01), (600, 0.05)])
@@ -31,9 +30,3 @@ def test_benchmark_table_on_a_tiny_run():
     rows = [line for line in table.splitlines() if line.startswith("| 600 |")]
     assert [row.split(" | ")[2] for row in rows] == ["0.01", "0.05"]
     assert all(row.split(" | ")[3] == "2" for row in rows)  # two models each
-
-
-def test_run_conditions_say_when_what_and_how_busy():
-    line = run_conditions("anomaly-vae benchmark speed")
-    assert line.startswith("Run of 20") and " UTC, commit " in line and "load average" in line
-    assert line.endswith("Command: `anomaly-vae benchmark speed`.")

@@ -1,0 +1,169 @@
+"""The `anomaly-vae benchmark ...` subcommands (see :mod:`pipelines.cli`): their options and handlers.
+
+Each handler prints its benchmark's markdown (preceded by the run's conditions where speed is measured)
+and imports the benchmark only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.cli import command
+
+if TYPE_CHECKING:
+    from pipelines.cli import Commands
+
+
+def show(text: str) -> int:
+    """Print a benchmark's markdown, the command's output; exit code 0."""
+    print(text)  # noqa: T201
+    return 0
+
+
+def add_benchmark(commands: Commands) -> None:
+    bench = command(commands, "benchmark", "measure quality and speed side by side with baselines")
+    kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for add in (add_adbench, add_speed, add_drift_benchmark, add_batch, add_calibration, add_serving, add_mnist):
+        add(kinds)
+
+
+def add_adbench(kinds: Commands) -> None:
+    adbench = command(kinds, "adbench", "ADBench protocol on every .npz in a folder")
+    adbench.add_argument("--data-dir", required=True, type=Path, help="folder of ADBench .npz files")
+    adbench.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the resampling and split")
+    adbench.add_argument("--jobs", type=int, default=2, help="data sets run in parallel (one thread each)")
+    adbench.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV and table")
+    adbench.add_argument("--subsample", type=int, help="small-data variant: first subsample each data set to N rows")
+    adbench.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
+    adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
+    adbench.set_defaults(handler=handle_adbench)
+
+
+def handle_adbench(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.adbench import run_benchmark
+
+    return show(
+        run_benchmark(
+            args.data_dir,
+            args.seeds,
+            args.output,
+            jobs=args.jobs,
+            subsample=args.subsample,
+            params=args.params,
+            baselines=args.baselines,
+        )
+    )
+
+
+def add_speed(kinds: Commands) -> None:
+    summary = "fit time (vs PyOD VAE), training and scoring rows/s on one thread, and on CUDA when present"
+    speed = command(kinds, "speed", summary)
+    speed.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the fastest is reported")
+    speed.set_defaults(handler=handle_speed)
+
+
+def handle_speed(args: argparse.Namespace) -> int:
+    import torch
+
+    from pipelines.benchmarks.speed import run_device_speed, run_speed
+    from pipelines.provenance import run_conditions
+
+    show(run_conditions(f"anomaly-vae benchmark speed --repeats {args.repeats}") + "\n")
+    show(run_speed(repeats=args.repeats))
+    if torch.cuda.is_available():
+        show("\n" + run_device_speed("cuda"))
+    return 0
+
+
+def add_drift_benchmark(kinds: Commands) -> None:
+    drift = command(kinds, "drift", "false alarms on i.i.d. windows and detection of planted shifts")
+    drift.add_argument("--rows", type=int, default=200_000, help="fresh i.i.d. rows per model")
+    drift.set_defaults(handler=handle_drift_benchmark)
+
+
+def handle_drift_benchmark(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.drift import run_drift_benchmark
+
+    return show(run_drift_benchmark(rows=args.rows))
+
+
+def add_batch(kinds: Commands) -> None:
+    batch = command(kinds, "batch", "batch scoring of 1M x 30 rows against the Parquet I/O floor")
+    batch.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated input")
+    batch.set_defaults(handler=handle_batch)
+
+
+def handle_batch(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.batch import run_batch_speed
+    from pipelines.provenance import run_conditions
+
+    show(run_conditions(f"anomaly-vae benchmark batch --rows {args.rows}") + "\n")
+    return show(run_batch_speed(n_rows=args.rows))
+
+
+def add_calibration(kinds: Commands) -> None:
+    summary = "realised false-positive rate of fitted models against the conformal (Beta) spread"
+    calibration = command(kinds, "calibration", summary)
+    calibration.add_argument(
+        "--train-rows", type=int, nargs="+", default=[1000, 3000, 30_000], help="training sizes (models for each)"
+    )
+    calibration.add_argument("--seeds", type=int, default=20, help="models per training size (seeds 0..N-1)")
+    calibration.add_argument("--fresh-rows", type=int, default=200_000, help="fresh normal rows scored per model")
+    calibration.set_defaults(handler=handle_calibration)
+
+
+def handle_calibration(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.calibration import run_calibration_benchmark
+    from pipelines.provenance import run_conditions
+
+    rows = " ".join(map(str, args.train_rows))
+    rerun = f"anomaly-vae benchmark calibration --train-rows {rows} --seeds {args.seeds}"
+    rerun += f" --fresh-rows {args.fresh_rows}"
+    show(run_conditions(rerun) + "\n")
+    return show(run_calibration_benchmark(args.train_rows, tuple(range(args.seeds)), fresh_rows=args.fresh_rows))
+
+
+def add_serving(kinds: Commands) -> None:
+    serving = command(kinds, "serving", "requests/s and latency against `mlflow models serve` (needs wrk)")
+    serving.add_argument("--model", required=True, help="model URI or folder (the same model for both servers)")
+    serving.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
+    serving.add_argument("--connections", type=int, default=8, help="wrk connections (requests in flight)")
+    serving.add_argument("--workers", type=int, default=0, help="workers for the like-for-like rows (0: one per CPU)")
+    serving.set_defaults(handler=handle_serving)
+
+
+def handle_serving(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.serving import run_serving_speed
+
+    return show(run_serving_speed(args.model, seconds=args.seconds, connections=args.connections, workers=args.workers))
+
+
+def add_mnist(kinds: Commands) -> None:
+    mnist = command(kinds, "mnist", "one-class MNIST (each digit x seed) against baselines on raw pixels")
+    mnist.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
+    mnist.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="normal classes, one at a time")
+    mnist.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the split and the detectors")
+    mnist.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel (one thread each)")
+    mnist.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, grid")
+    mnist.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+    mnist.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only ImageVAEDetector")
+    mnist.set_defaults(handler=handle_mnist)
+
+
+def handle_mnist(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.mnist import run_mnist
+
+    return show(
+        run_mnist(
+            args.data,
+            args.output,
+            digits=args.digits,
+            seeds=args.seeds,
+            jobs=args.jobs,
+            params=args.params,
+            baselines=args.baselines,
+        )
+    )
