@@ -17,6 +17,7 @@ ties. :meth:`ReferenceProfile.compare` turns a window of new records into a :cla
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +25,6 @@ import numpy as np
 import torch
 
 from anomaly_vae import drift
-from anomaly_vae.tabular.losses import TensorData
 from anomaly_vae.tabular.model import TabularVAE
 from anomaly_vae.tabular.schema import (
     BOOLEAN,
@@ -36,6 +36,7 @@ from anomaly_vae.tabular.schema import (
     TabularSchema,
     decode_numeric,
 )
+from anomaly_vae.tabular.tensors import TensorData
 
 N_BINS = 10  # decile bins for numeric columns and scores; top-9 categories + "other" for categoricals
 SKETCH_SIZE = 100
@@ -137,10 +138,11 @@ class ReferenceProfile:
         score_name: str,
         calibration_scores: np.ndarray,
         calibration_p_values: np.ndarray,
-        calibration_latent: np.ndarray,
+        calibration_latent: Sequence[np.ndarray],
     ) -> ReferenceProfile:
         """Profile of the training rows ``encoded`` and of the calibration rows' scores and latent codes
-        (``calibration_latent``: encoder means of shape (members, n, latent_dim))."""
+        (``calibration_latent``: per member, the encoder means (n, latent_dim) of the calibration rows it
+        scores)."""
         features = []
         for column, values in _columns(schema, encoded):
             missing = drift.missing_rate(values)

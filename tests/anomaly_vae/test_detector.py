@@ -177,8 +177,10 @@ def test_a_fit_on_20_rows_works_and_fewer_are_refused_naming_the_minimum():
         assert np.isfinite(detector.decision_function(X)).all() and detector.calibration_.size >= 1
     with pytest.raises(ValueError, match=r"fit needs at least 20 rows .*, got n_samples=19"):
         VAEDetector(random_state=0).fit(X[:19])
-    with pytest.raises(ValueError, match="X has 2 distinct rows; at least 3 are needed"):
-        VAEDetector(random_state=0).fit(np.tile(X[:2], (10, 1)))
+    with pytest.raises(ValueError, match=r"X has 2 distinct rows; at least 3 are needed .*calibration\)"):
+        VAEDetector(random_state=0, calibration="split").fit(np.tile(X[:2], (10, 1)))
+    with pytest.raises(ValueError, match=r"X has 1 distinct rows; at least 2 are needed .*validation\)"):
+        VAEDetector(random_state=0).fit(np.tile(X[:1], (20, 1)))  # out-of-bag: no calibration part
 
 
 def test_nan_loss_raises_a_clear_error():
