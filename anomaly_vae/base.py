@@ -112,6 +112,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _contribution_columns(self, per_feature: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def _input_counts(self, data: Any) -> dict[str, np.ndarray]:
+        """Per-record counts of input the model scores but never saw in training (none by default)."""
+        return {}
+
     def _extra_meta(self) -> dict[str, Any]:
         """What the model folder holds besides parameters, network, seed, threshold, weights, calibration."""
         raise NotImplementedError
@@ -242,6 +246,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         for name in self.p_value_scores:
             columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
         columns["is_outlier"] = default > self.calibration_.threshold(self.default_score, fpr)
+        columns.update(self._input_counts(data))
         if per_feature is not None:
             columns.update(self._contribution_columns(per_feature))
         return columns

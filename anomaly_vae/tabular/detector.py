@@ -264,6 +264,20 @@ class VAEDetector(BaseDetector):
         nll = partial(feature_nll, config=self.config_)
         return score_data(self.model_, data, self._noise(), nll_fn=nll, per_feature=per_feature, by_member=by_member)
 
+    def _input_counts(self, data: TensorData) -> dict[str, np.ndarray]:
+        """``missing_unseen``: values missing in columns that had no missing value in training (scored as
+        missing all the same); ``unknown_categories``: categorical values outside the model's vocabulary
+        (unseen in training, or too rare to get a category of their own: scored in the unknown bucket)."""
+        modelled = self.schema_.subset(context=False)
+        rate = {c.name: c.missing_rate for c in modelled.columns}
+        never_missing = torch.tensor([rate[name] == 0 for name in modelled.feature_order], device=data.missing.device)
+        n_numeric = self.config_.n_numeric
+        categorical_missing = data.missing[:, n_numeric : n_numeric + len(self.config_.category_sizes)]
+        return {
+            "missing_unseen": (data.missing & never_missing).sum(dim=1).cpu().numpy(),
+            "unknown_categories": ((data.categorical == 0) & ~categorical_missing).sum(dim=1).cpu().numpy(),
+        }
+
     def _contribution_columns(self, per_feature: np.ndarray) -> dict[str, np.ndarray]:
         modelled = self.schema_.subset(context=False)
         position = {name: j for j, name in enumerate(modelled.feature_order)}
