@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from anomaly_vae import VAEDetector, drift
-from anomaly_vae.tabular.profile import DriftThresholds
 from tests.conftest import mixed_frame
 
 WINDOW = 500  # the window size the planted shifts below are flagged within
