@@ -37,11 +37,14 @@ CALIBRATION_METHODS = ("auto", "out_of_bag", "split")
 @dataclass
 class Calibrated(Generic[Data]):
     """The records calibration scored, their scores, and which members scored each record: (E, n) bool,
-    True where the member did not learn from the record (every member for a held-out part)."""
+    True where the member did not learn from the record (every member for a held-out part). ``reference``:
+    whole-ensemble scores of held-out records, distributed as new records' scores are (the calibration
+    part; with out-of-bag calibration, whose scores come from fewer members, the validation part)."""
 
     data: Data
     scores: dict[str, np.ndarray]
     members: np.ndarray
+    reference: dict[str, np.ndarray]
 
 
 class BaseDetector(OutlierMixin, BaseEstimator):
@@ -191,14 +194,16 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             members = (~member_rows[:, calibration_rows]).cpu().numpy()  # (E, n): who scores each record
             by_member, _ = self._score_data(calibration_data, per_feature=False, by_member=True)
             scores = {name: (values * members).sum(axis=0) / members.sum(axis=0) for name, values in by_member.items()}
+            reference, _ = self._score_data(data[validation_rows], per_feature=False)
         else:
             calibration_data = data[calibration_rows]
             members = np.ones((self.n_members, len(calibration_rows)), dtype=bool)
             scores, _ = self._score_data(calibration_data, per_feature=False)
+            reference = scores
         self.calibration_method_ = "out_of_bag" if out_of_bag else "split"
         self.calibration_ = Calibration.fit({name: scores[name] for name in self.calibrated_scores}, self.contamination)
         self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
-        return Calibrated(calibration_data, scores, members)
+        return Calibrated(calibration_data, scores, members, reference)
 
     def calibration_method(self) -> str:
         """ "out_of_bag" or "split": what ``calibration`` means for this ensemble."""

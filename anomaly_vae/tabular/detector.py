@@ -191,15 +191,15 @@ class VAEDetector(BaseDetector):
         self.config_ = self._network_config()
         encoded = self.schema_.encode(frame)
         calibrated = self._train_and_calibrate(self._tensor_data(encoded), frame, callbacks)
-        default = calibrated.scores[self.default_score]
+        default = calibrated.reference[self.default_score]
         latent = latent_means(self.model_, calibrated.data)  # each member's codes of the records it left out
         self.profile_: ReferenceProfile | None = ReferenceProfile.fit(
             self.schema_,
             encoded,
             score_name=self.default_score,
-            calibration_scores=default,
-            calibration_p_values=self.calibration_.p_value(self.default_score, default),
-            calibration_latent=[codes[rows] for codes, rows in zip(latent, calibrated.members, strict=True)],
+            reference_scores=default,
+            reference_p_values=self.calibration_.p_value(self.default_score, default),
+            reference_latent=[codes[rows] for codes, rows in zip(latent, calibrated.members, strict=True)],
         )
         return self
 

@@ -6,8 +6,10 @@ A :class:`ReferenceProfile` summarises what the model was trained on, computed i
   (for the KS statistic and the report's CDF plots), the missing rate;
 - per categorical / boolean column: the count of every vocabulary entry (index 0 = unknown), the
   missing rate;
-- on the held-out calibration rows: decile bins of the default score, the histogram of p-values, and
-  per ensemble member the mean and covariance of the latent codes (encoder means).
+- on held-out rows scored by the whole ensemble (the calibration part, or the validation part with
+  out-of-bag calibration): decile bins of the default score and the histogram of p-values;
+- per ensemble member, on the calibration rows it did not learn from: the mean and covariance of the
+  latent codes (encoder means).
 
 Numeric statistics work on the schema's encoded values (robust-scaled and soft-clipped, a strictly
 monotone transform), so bins, PSI and KS are those of the raw values, and ties in discrete columns stay
@@ -136,7 +138,7 @@ class ReferenceProfile:
     latent_mean: list[list[float]]  # (members, latent_dim)
     latent_cov: list[list[list[float]]]  # (members, latent_dim, latent_dim)
     n_reference: int
-    n_calibration: int
+    n_calibration: int  # the held-out scores behind score_counts
     n_latent: list[int] = field(default_factory=list)  # codes behind each member's fit (older models: none)
 
     @classmethod
@@ -146,13 +148,12 @@ class ReferenceProfile:
         encoded: EncodedBatch,
         *,
         score_name: str,
-        calibration_scores: np.ndarray,
-        calibration_p_values: np.ndarray,
-        calibration_latent: Sequence[np.ndarray],
+        reference_scores: np.ndarray,
+        reference_p_values: np.ndarray,
+        reference_latent: Sequence[np.ndarray],
     ) -> ReferenceProfile:
-        """Profile of the training rows ``encoded`` and of the calibration rows' scores and latent codes
-        (``calibration_latent``: per member, the encoder means (n, latent_dim) of the calibration rows it
-        scores)."""
+        """Profile of the training rows ``encoded``, of held-out rows' scores and p-values, and per member of
+        the encoder means (n, latent_dim) of the rows it did not learn from (``reference_latent``)."""
         features = []
         for column, values in _columns(schema, encoded):
             missing = drift.missing_rate(values)
@@ -166,9 +167,9 @@ class ReferenceProfile:
             else:
                 size = column.n_categories if column.kind == CATEGORICAL else 2
                 features.append(FeatureProfile(column.name, column.kind, missing, _code_counts(values, size).tolist()))
-        score_edges = drift.quantile_edges(calibration_scores, N_BINS)
+        score_edges = drift.quantile_edges(reference_scores, N_BINS)
         means, covs = [], []
-        for codes in calibration_latent:
+        for codes in reference_latent:
             mean, cov = drift.mean_and_cov(codes, np.zeros(codes.shape[1]))
             means.append(mean.tolist())
             covs.append(cov.tolist())
@@ -176,14 +177,14 @@ class ReferenceProfile:
             features=features,
             score_name=score_name,
             score_edges=score_edges.tolist(),
-            score_counts=drift.bin_counts(calibration_scores, score_edges).tolist(),
-            score_sketch=drift.quantile_sketch(calibration_scores, SKETCH_SIZE).tolist(),
-            p_value_counts=drift.bin_counts(calibration_p_values, P_VALUE_EDGES).tolist(),
+            score_counts=drift.bin_counts(reference_scores, score_edges).tolist(),
+            score_sketch=drift.quantile_sketch(reference_scores, SKETCH_SIZE).tolist(),
+            p_value_counts=drift.bin_counts(reference_p_values, P_VALUE_EDGES).tolist(),
             latent_mean=means,
             latent_cov=covs,
             n_reference=len(encoded),
-            n_calibration=len(calibration_scores),
-            n_latent=[len(codes) for codes in calibration_latent],
+            n_calibration=len(reference_scores),
+            n_latent=[len(codes) for codes in reference_latent],
         )
 
     def compare(

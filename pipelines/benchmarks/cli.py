@@ -79,15 +79,17 @@ def handle_speed(args: argparse.Namespace) -> int:
 
 
 def add_drift_benchmark(kinds: Commands) -> None:
-    drift = command(kinds, "drift", "false alarms on i.i.d. windows and detection of planted shifts")
-    drift.add_argument("--rows", type=int, default=200_000, help="fresh i.i.d. rows per model")
+    drift = command(kinds, "drift", "false alarms without drift and detection of planted shifts")
+    drift.add_argument("--train-rows", type=int, nargs="+", default=[300, 3000], help="reference sizes")
+    drift.add_argument("--windows", type=int, nargs="+", default=[40, 250, 1000], help="window sizes")
+    drift.add_argument("--seeds", type=int, default=2, help="models per reference size (seeds 0..N-1)")
     drift.set_defaults(handler=handle_drift_benchmark)
 
 
 def handle_drift_benchmark(args: argparse.Namespace) -> int:
     from pipelines.benchmarks.drift import run_drift_benchmark
 
-    return show(run_drift_benchmark(rows=args.rows))
+    return show(run_drift_benchmark(args.train_rows, args.windows, tuple(range(args.seeds))))
 
 
 def add_batch(kinds: Commands) -> None:
@@ -105,13 +107,13 @@ def handle_batch(args: argparse.Namespace) -> int:
 
 
 def add_calibration(kinds: Commands) -> None:
-    summary = "realised false-positive rate of fitted models against the conformal (Beta) spread"
+    summary = "realised false-positive rate of fitted models, split and out-of-bag calibration"
     calibration = command(kinds, "calibration", summary)
     calibration.add_argument(
-        "--train-rows", type=int, nargs="+", default=[1000, 3000, 30_000], help="training sizes (models for each)"
+        "--train-rows", type=int, nargs="+", default=[100, 300, 1000, 10_000], help="training sizes (models for each)"
     )
-    calibration.add_argument("--seeds", type=int, default=20, help="models per training size (seeds 0..N-1)")
-    calibration.add_argument("--fresh-rows", type=int, default=200_000, help="fresh normal rows scored per model")
+    calibration.add_argument("--seeds", type=int, default=100, help="models per training size (seeds 0..N-1)")
+    calibration.add_argument("--fresh-rows", type=int, default=50_000, help="fresh normal rows scored per model")
     calibration.set_defaults(handler=handle_calibration)
 
 
