@@ -65,12 +65,12 @@ def summary_row(method: str, train_rows: int, fpr: float, sizes: list[int], rate
     low, high = np.percentile(rates, [5, 95])
     cells += [_percent(x) for x in (rates.mean(), low, high, rates.max())]
     cells.append(f"{np.mean(rates > fpr):.0%}")
-    if method == "split":
-        laws = [beta_law(n, fpr) for n in sizes]
+    if method == "split":  # a calibration set that cannot resolve fpr flags nothing: a point mass at 0
+        laws = [beta_law(n, fpr) if math.floor(fpr * (n + 1) + 1e-9) else None for n in sizes]
         grid = np.linspace(0.0, 4 * fpr, 4001)
-        cdf = np.mean([law.cdf(grid) for law in laws], axis=0)
+        cdf = np.mean([np.ones_like(grid) if law is None else law.cdf(grid) for law in laws], axis=0)
         theory_low, theory_high = grid[np.searchsorted(cdf, 0.05)], grid[np.searchsorted(cdf, 0.95)]
-        mean = float(np.mean([law.mean() for law in laws]))
+        mean = float(np.mean([0.0 if law is None else law.mean() for law in laws]))
         cells += [_percent(mean), f"{_percent(theory_low)}-{_percent(theory_high)}"]
     else:
         cells += ["-", "-"]
