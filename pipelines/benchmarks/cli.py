@@ -38,7 +38,11 @@ def add_adbench(kinds: Commands) -> None:
     adbench.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV and table")
     adbench.add_argument("--subsample", type=int, help="small-data variant: first subsample each data set to N rows")
     adbench.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
-    adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
+    adbench.add_argument(
+        "--compare-params", type=json.loads, help="also run VAEDetector with these arguments over --params (JSON)"
+    )
+    adbench.add_argument("--baseline", dest="baselines", action="append", help="run only these baselines (repeatable)")
+    adbench.add_argument("--no-baselines", dest="baselines", action="store_const", const=[], help="run no baseline")
     adbench.set_defaults(handler=handle_adbench)
 
 
@@ -54,6 +58,7 @@ def handle_adbench(args: argparse.Namespace) -> int:
             subsample=args.subsample,
             params=args.params,
             baselines=args.baselines,
+            compare=args.compare_params,
         )
     )
 
