@@ -10,9 +10,9 @@ and calls :meth:`BaseDetector._train_and_calibrate`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,17 +20,31 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from anomaly_vae.calibration import Calibration, check_fpr
+from anomaly_vae.calibration import Calibration, check_fpr, warn_if_unresolvable
 from anomaly_vae.network import ModelInput, VAENetwork
 from anomaly_vae.persistence import load_folder, save_folder
 from anomaly_vae.scoring import SCORE_NAMES, importance_noise
 from anomaly_vae.splitting import split_rows
-from anomaly_vae.training import Callback, History, TrainConfig, train
+from anomaly_vae.training import Callback, History, TrainConfig, bagging_rows, train
 
 MIN_FIT_ROWS = 20  # the fewest records fit accepts: about 14 to train on, 2 to validate, 4 to calibrate
 CALIBRATED_SCORES = ("neg_log_likelihood", "neg_elbo", "reconstruction_nll")
 _KINDS: dict[str, type[BaseDetector]] = {}  # saved kind -> detector class
 Data = TypeVar("Data", bound=ModelInput)
+CALIBRATION_METHODS = ("auto", "out_of_bag", "split")
+
+
+@dataclass
+class Calibrated(Generic[Data]):
+    """The records calibration scored, their scores, and which members scored each record: (E, n) bool,
+    True where the member did not learn from the record (every member for a held-out part). ``reference``:
+    whole-ensemble scores of held-out records, distributed as new records' scores are (the calibration
+    part; with out-of-bag calibration, whose scores come from fewer members, the validation part)."""
+
+    data: Data
+    scores: dict[str, np.ndarray]
+    members: np.ndarray
+    reference: dict[str, np.ndarray]
 
 
 class BaseDetector(OutlierMixin, BaseEstimator):
@@ -60,6 +74,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     kl_warmup_steps: int
     trim_fraction: float
     bagging_fraction: float
+    calibration: str
     device: str
     progress: bool
     random_state: int | None
@@ -69,6 +84,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     model_: VAENetwork
     calibration_: Calibration
     threshold_: float
+    calibration_method_: str
     seed_: int
     device_: torch.device
     n_features_in_: int
@@ -89,12 +105,19 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _loss(self) -> Callable[[Any, Any, float, torch.Generator | None], torch.Tensor]:
         raise NotImplementedError
 
-    def _score_data(self, data: Any, per_feature: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """Scores (name -> (n,)) of model input, with per-feature NLL (n, n_features) when asked."""
+    def _score_data(
+        self, data: Any, per_feature: bool, by_member: bool = False
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Scores (name -> (n,), or (E, n) by member) of model input, with per-feature NLL (n, n_features)
+        when asked."""
         raise NotImplementedError
 
     def _contribution_columns(self, per_feature: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def _input_counts(self, data: Any) -> dict[str, np.ndarray]:
+        """Per-record counts of input the model scores but never saw in training (none by default)."""
+        return {}
 
     def _extra_meta(self) -> dict[str, Any]:
         """What the model folder holds besides parameters, network, seed, threshold, weights, calibration."""
@@ -121,6 +144,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be in {'(' if low_open else '['}0, 0.5), got: {value!r}")
         if not 0.0 < self.bagging_fraction <= 1.0:
             raise ValueError(f"bagging_fraction must be in (0, 1], got: {self.bagging_fraction!r}")
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}, got: {self.calibration!r}")
+        if self.calibration == "out_of_bag" and not (self.n_members > 1 and self.bagging_fraction < 1.0):
+            raise ValueError("calibration='out_of_bag' needs n_members > 1 and bagging_fraction < 1")
         for name in ("n_importance_samples", "n_members", "max_steps", "batch_size", "eval_every", "patience"):
             check_positive_int(name, getattr(self, name))
 
@@ -132,28 +159,58 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def _train_and_calibrate(
         self, data: Data, split_keys: pd.DataFrame, callbacks: Sequence[Callback]
-    ) -> tuple[Data, dict[str, np.ndarray]]:
-        """Split the records (identical ``split_keys`` rows share a part), train the network on one part with
-        early stopping on another, and calibrate on the third; returns that part and its scores."""
-        parts = split_rows(split_keys, (self.validation_fraction, self.calibration_fraction), seed=self.seed_)
-        train_rows, validation_rows, calibration_rows = (torch.as_tensor(p, device=self.device_) for p in parts)
+    ) -> Calibrated[Data]:
+        """Split the records (identical ``split_keys`` rows share a part), train the network with early
+        stopping on the validation part, and calibrate on records the scoring members did not learn from:
+        with out-of-bag calibration, every training record a member left out, scored by those members;
+        else a held-out calibration part. Says at once (a warning) when the calibration set will be too
+        small to resolve ``fpr``."""
+        out_of_bag = self.calibration_method() == "out_of_bag"
+        fractions = (self.validation_fraction,) if out_of_bag else (self.validation_fraction, self.calibration_fraction)
+        train_rows, validation_rows, *held_out = (
+            torch.as_tensor(p, device=self.device_) for p in split_rows(split_keys, fractions, seed=self.seed_)
+        )
         with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
             torch.manual_seed(self.seed_)
             self.model_ = self._network().to(self.device_)
+            member_rows = bagging_rows(self.n_members, len(train_rows), self.bagging_fraction, self.device_)
+            out_of_bag_rows = (~member_rows.all(dim=0)).nonzero()[:, 0]  # left out by at least one member
+            calibration_rows = out_of_bag_rows if out_of_bag else held_out[0]
+            if not len(calibration_rows):  # every member drew every training row: a handful of rows at most
+                raise ValueError("no training row was left out by any member to calibrate on: use calibration='split'")
+            warn_if_unresolvable(self.fpr, len(calibration_rows), self.contamination)
             self.history_ = train(
                 self.model_,
                 data[train_rows],
                 data[validation_rows],
                 self._train_config(),
                 loss_fn=self._loss(),
+                member_rows=member_rows,
                 callbacks=callbacks,
                 progress=self.progress,
             )
-        calibration_data = data[calibration_rows]
-        scores, _ = self._score_data(calibration_data, per_feature=False)
+        if out_of_bag:
+            calibration_data = data[train_rows[calibration_rows]]
+            members = (~member_rows[:, calibration_rows]).cpu().numpy()  # (E, n): who scores each record
+            by_member, _ = self._score_data(calibration_data, per_feature=False, by_member=True)
+            scores = {name: (values * members).sum(axis=0) / members.sum(axis=0) for name, values in by_member.items()}
+            reference, _ = self._score_data(data[validation_rows], per_feature=False)
+        else:
+            calibration_data = data[calibration_rows]
+            members = np.ones((self.n_members, len(calibration_rows)), dtype=bool)
+            scores, _ = self._score_data(calibration_data, per_feature=False)
+            reference = scores
+        self.calibration_method_ = "out_of_bag" if out_of_bag else "split"
         self.calibration_ = Calibration.fit({name: scores[name] for name in self.calibrated_scores}, self.contamination)
         self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
-        return calibration_data, scores
+        return Calibrated(calibration_data, scores, members, reference)
+
+    def calibration_method(self) -> str:
+        """ "out_of_bag" or "split": what ``calibration`` means for this ensemble."""
+        if self.calibration == "auto":
+            bagged = self.n_members > 1 and self.bagging_fraction < 1.0
+            return "out_of_bag" if bagged else "split"
+        return self.calibration
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -194,6 +251,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         for name in self.p_value_scores:
             columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
         columns["is_outlier"] = default > self.calibration_.threshold(self.default_score, fpr)
+        columns.update(self._input_counts(data))
         if per_feature is not None:
             columns.update(self._contribution_columns(per_feature))
         return columns
@@ -242,6 +300,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "network": asdict(self.config_),
             "seed": self.seed_,
             "threshold": self.threshold_,
+            "calibration_method": self.calibration_method_,
         }
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         for name, values in self.calibration_.scores.items():
@@ -276,6 +335,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             {k.removeprefix("calibration."): v.numpy() for k, v in tensors.items() if k.startswith("calibration.")}
         )
         detector.threshold_ = meta["threshold"]
+        detector.calibration_method_ = meta.get("calibration_method", "split")  # older folders: split only
         return detector
 
     def __sklearn_tags__(self) -> Any:

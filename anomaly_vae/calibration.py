@@ -15,6 +15,7 @@ that top fraction of calibration scores first, which restores power.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,11 @@ class Calibration:
     def size(self) -> int:
         return len(next(iter(self.scores.values())))
 
+    @property
+    def smallest_fpr(self) -> float:
+        """The smallest false-positive rate these scores resolve (``threshold`` is ``inf`` below it)."""
+        return smallest_fpr(self.size)
+
     def p_value(self, name: str, scores: np.ndarray) -> np.ndarray:
         """Conformal p-values of ``scores`` (higher score = more anomalous = smaller p-value)."""
         reference = self.scores[name]
@@ -57,6 +63,28 @@ class Calibration:
         if allowed >= len(reference):
             return -math.inf
         return float(reference[len(reference) - 1 - allowed])
+
+
+def smallest_fpr(n_scores: int, contamination: float = 0.0) -> float:
+    """The smallest false-positive rate ``n_scores`` calibration scores resolve (after dropping the
+    ``contamination`` share): below it no threshold exists and nothing would be flagged."""
+    return 1.0 / (n_scores - math.floor(contamination * n_scores) + 1)
+
+
+def warn_if_unresolvable(fpr: float, n_scores: int, contamination: float = 0.0) -> None:
+    smallest = smallest_fpr(n_scores, contamination)
+    if fpr < smallest:
+        warnings.warn(
+            f"{n_scores} calibration scores cannot resolve fpr={fpr:g}: the smallest rate they resolve is "
+            f"{smallest:.3g}, so nothing would be flagged at fpr={fpr:g}; fit on more rows or choose fpr >= "
+            f"{smallest:.3g}",
+            UnresolvableFprWarning,
+            stacklevel=4,  # the caller of fit
+        )
+
+
+class UnresolvableFprWarning(UserWarning):
+    """A requested false-positive rate below what the calibration set can resolve."""
 
 
 def check_fpr(fpr: float) -> None:

@@ -10,16 +10,22 @@ All of them return 0 for identical distributions and grow with the difference:
   quantile sketch (largest gap between the two CDFs, in [0, 1]).
 - :func:`jensen_shannon`, the Jensen-Shannon distance between category frequencies (in [0, 1], base 2).
 - :func:`gaussian_kl`, KL(N(current) || N(reference)) between Gaussians fitted to latent codes, in nats.
+
+How large a statistic is on two samples of one distribution depends on their sizes, so each also has a
+test: :func:`homogeneity_p_value` (Pearson's chi-square on the two histograms, for PSI bins and missing
+counts) and :func:`gaussian_kl_p_value` (the likelihood-ratio law of the Gaussian KL).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import betabinom
+from scipy.stats import betabinom, chi2, chi2_contingency, fisher_exact
 
+MIN_EXPECTED = 5.0  # records a test bin should expect in the smaller sample (Cochran's rule)
 PSEUDO_COUNT = 0.5  # added to every bin of a sample's counts, so an empty bin does not make PSI infinite
 
 
@@ -76,6 +82,39 @@ def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> 
     if p.sum() == 0 or q.sum() == 0:  # an empty sample has no frequencies to compare
         return 0.0
     return float(jensenshannon(p, q, base=2))
+
+
+def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """P-value of Pearson's chi-square test that two histograms over the same bins are samples of one
+    distribution; 1 when there is nothing to compare.
+
+    The chi-square law is far too light-tailed for bins where a sample expects only a few records (one
+    record in a rare category would look like strong evidence), so the two smallest bins are merged until
+    every bin expects at least ``MIN_EXPECTED`` records in the smaller sample, or two bins are left (and
+    a rare one of those two is tested exactly, with Fisher's test).
+    """
+    table = np.vstack([reference_counts, current_counts]).astype(np.float64)
+    if (table.sum(axis=1) == 0).any():
+        return 1.0
+    need = MIN_EXPECTED * table.sum() / table.sum(axis=1).min()  # a bin's total that gives that expectation
+    bins = sorted(map(tuple, table[:, table.sum(axis=0) > 0].T), key=sum)
+    while len(bins) > 2 and sum(bins[0]) < need:
+        first, second = bins.pop(0), bins.pop(0)
+        bisect.insort(bins, (first[0] + second[0], first[1] + second[1]), key=sum)
+    if len(bins) < 2:
+        return 1.0
+    if sum(bins[0]) < need:  # two bins, one of them rare: Fisher's exact test instead of the approximation
+        return float(fisher_exact(np.array(bins).T).pvalue)
+    return float(chi2_contingency(np.array(bins).T, correction=False).pvalue)
+
+
+def gaussian_kl_p_value(kl: float, n: int, n_reference: int, dim: int) -> float:
+    """Approximate P-value of a KL this large between Gaussians fitted to ``n`` and ``n_reference`` samples
+    of one d-dimensional law: ``2 KL / (1/n + 1/n_reference)`` is about chi-square with d + d(d+1)/2
+    degrees of freedom (the likelihood-ratio test of equal mean and covariance)."""
+    if n < 2 or n_reference < 2:
+        return 1.0
+    return float(chi2.sf(2.0 * kl / (1.0 / n + 1.0 / n_reference), dim + dim * (dim + 1) // 2))
 
 
 def missing_rate(values: np.ndarray) -> float:

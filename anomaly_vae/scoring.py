@@ -52,13 +52,15 @@ def score_data(
     *,
     nll_fn: Callable[[Any, Any], torch.Tensor],
     per_feature: bool = True,
+    by_member: bool = False,
     row_block: int = ROW_BLOCK,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Scores (name -> (n,) float64) and per-feature reconstruction NLL (n, n_features) of ``data`` (None
     with ``per_feature=False``).
 
     With an ensemble, every score is the mean over members (``neg_log_likelihood`` is then the mean of
-    the members' estimates of -log p(x), i.e. -log of their geometric mean density). ``nll_fn(decoded,
+    the members' estimates of -log p(x), i.e. -log of their geometric mean density); ``by_member=True``
+    gives each member's scores instead, (E, n) per name (out-of-bag calibration needs them). ``nll_fn(decoded,
     batch)`` gives the network's per-feature NLL of shape (E, K, n, F) of the decoded samples;
     ``rows_per_chunk`` bounds the records x samples x members held at once (default: a size that stays
     in a CPU's caches, 64 times more on a GPU, where each chunk costs kernel launches).
@@ -76,7 +78,7 @@ def score_data(
         chunk -= chunk % row_block
     else:
         row_block = 1
-    scores: list[torch.Tensor] = []  # (4, chunk) per chunk
+    scores: list[torch.Tensor] = []  # (4, chunk) per chunk, (4, E, chunk) by member
     contributions: list[torch.Tensor] = []
     for start in range(0, max(len(data), 1), chunk):  # no rows: one empty chunk gives empty scores
         n = min(chunk, len(data) - start)
@@ -90,13 +92,18 @@ def score_data(
             noise.square().sum(dim=-1)[None, :, None] + logvar.sum(dim=-1) - z.square().sum(dim=-1)
         )
         log_weights = log_prior_ratio - reconstruction
-        kl = kl_divergence(mu[:, 0], logvar[:, 0]).mean(dim=0)
-        mean_reconstruction = reconstruction.mean(dim=(0, 1))
-        iw_nll = (math.log(k) - torch.logsumexp(log_weights, dim=1)).mean(dim=0)
-        scores.append(torch.stack([mean_reconstruction + kl, mean_reconstruction, kl, iw_nll])[:, :n])  # SCORE_NAMES
+        if by_member:
+            kl = kl_divergence(mu[:, 0], logvar[:, 0])
+            mean_reconstruction = reconstruction.mean(dim=1)
+            iw_nll = math.log(k) - torch.logsumexp(log_weights, dim=1)
+        else:
+            kl = kl_divergence(mu[:, 0], logvar[:, 0]).mean(dim=0)
+            mean_reconstruction = reconstruction.mean(dim=(0, 1))
+            iw_nll = (math.log(k) - torch.logsumexp(log_weights, dim=1)).mean(dim=0)
+        scores.append(torch.stack([mean_reconstruction + kl, mean_reconstruction, kl, iw_nll])[..., :n])  # SCORE_NAMES
         if per_feature:
             contributions.append(nll.mean(dim=(0, 1))[:n])
-    joined = dict(zip(SCORE_NAMES, torch.cat(scores, dim=1).double().cpu().numpy(), strict=True))
+    joined = dict(zip(SCORE_NAMES, torch.cat(scores, dim=-1).double().cpu().numpy(), strict=True))
     return joined, torch.cat(contributions).double().cpu().numpy() if per_feature else None
 
 

@@ -28,8 +28,9 @@ def split_rows(frame: pd.DataFrame, fractions: Sequence[float], seed: int) -> tu
     n_groups = group.max() + 1 if len(group) else 0
     if n_groups < k + 1:
         raise ValueError(
-            f"X has {n_groups} distinct rows; at least {k + 1} are needed so that the training, validation "
-            "and calibration parts each get rows of their own (identical rows always share a part)"
+            f"X has {n_groups} distinct rows; at least {k + 1} are needed so that each part of the fit "
+            f"({', '.join(['training', 'validation', 'calibration'][: k + 1])}) gets rows of its own "
+            "(identical rows always share a part)"
         )
     rng = np.random.default_rng(seed)
     draw = rng.random(n_groups)

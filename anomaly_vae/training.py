@@ -64,13 +64,15 @@ def train(
     config: TrainConfig,
     *,
     loss_fn: LossFn[Network, Data],
+    member_rows: torch.Tensor | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
 ) -> History:
     """Train ``model`` in place and restore the weights with the best validation loss.
 
-    ``loss_fn`` is the network's loss (the tabular or the image negative ELBO). Randomness comes from
-    torch's global generator: seed it (or fork it) around this call.
+    ``loss_fn`` is the network's loss (the tabular or the image negative ELBO). ``member_rows`` (E,
+    n_train) bool says which training rows each member learns from (default: :func:`bagging_rows`).
+    Randomness comes from torch's global generator: seed it (or fork it) around this call.
     """
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
@@ -78,10 +80,9 @@ def train(
     history = History()
     best = _Best(model)
     device = train_data.inputs.device
-    # Bagging: each member learns from its own random subset of the training rows.
-    members = model.config.n_members
-    rows = torch.rand(members, len(train_data), device=device) < (config.bagging_fraction if members > 1 else 1.0)
-    batches = _minibatches(train_data, rows, min(config.batch_size, len(train_data)))
+    if member_rows is None:
+        member_rows = bagging_rows(model.config.n_members, len(train_data), config.bagging_fraction, device)
+    batches = _minibatches(train_data, member_rows, min(config.batch_size, len(train_data)))
     running, since_check = torch.zeros((), device=device), 0
     bar = tqdm(total=config.max_steps, desc="training", unit="step", leave=False, disable=not progress)
     model.train()
@@ -137,6 +138,12 @@ class _Best:
         """Count a check without improvement; True when there have been ``patience`` in a row."""
         self.bad_checks += 1
         return self.bad_checks >= patience
+
+
+def bagging_rows(members: int, n: int, fraction: float, device: torch.device) -> torch.Tensor:
+    """(members, n) bool: each member of an ensemble learns from its own random ``fraction`` of the n rows
+    (a single network from all of them)."""
+    return torch.rand(members, n, device=device) < (fraction if members > 1 else 1.0)
 
 
 def _minibatches(data: Data, rows: torch.Tensor, batch_size: int) -> Iterator[tuple[Data, torch.Tensor]]:

@@ -5,12 +5,18 @@ number, id columns and the reason), and the manifest checks that the two add up 
 written under temporary names and renamed when complete: a killed job leaves no partial output, and a
 rerun writes the same bytes. A job that rejects more than ``max_reject_fraction`` of its rows, or scores
 none, still writes everything and then raises :class:`TooManyRejects`, so a scheduler sees a failure.
+
+The manifest also totals what the model scored without having seen it in training (``missing_unseen``:
+missing values in columns that had none; ``unknown_categories``: categorical values outside the model's
+vocabulary), and says whether the model's calibration resolves the false-positive rate used
+(``fpr_resolvable``; below ``smallest_fpr`` no record can be flagged).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +34,8 @@ from pipelines.registry import load_detector
 logger = logging.getLogger(__name__)
 # Above this share of rejected rows the cause is a broken column or feed rather than a few bad records.
 MAX_REJECT_FRACTION = 0.05
+# per-record counts of the score table that the manifest totals over the scored rows
+TOTALLED = ("missing_unseen", "unknown_categories")
 
 
 class TooManyRejects(RuntimeError):
@@ -60,6 +68,7 @@ def score_file(
         raise ValueError(f"max_reject_fraction must be in [0, 1], got: {max_reject_fraction}")
     start = time.perf_counter()
     detector, identity = load_detector(model)
+    resolution = _fpr_resolution(detector, detector.fpr if fpr is None else fpr)
     rejects_path = output_path.with_name(output_path.stem + ".rejects.csv")
     manifest_path = output_path.with_name(output_path.stem + ".manifest.json")
     scoring = _Scoring(detector, list(id_columns), fpr, contributions)
@@ -76,7 +85,7 @@ def score_file(
         **counts,
         "reject_fraction": round(counts["rows_rejected"] / counts["rows_in"], 6),
         "max_reject_fraction": max_reject_fraction,
-        "fpr": detector.fpr if fpr is None else fpr,
+        **resolution,
         "seconds": round(seconds, 3),
         "rows_per_second": round(counts["rows_in"] / seconds, 1) if seconds else None,
     }
@@ -103,7 +112,7 @@ class _Scoring:
         self.id_columns = id_columns
         self.fpr = fpr
         self.contributions = contributions
-        self.counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "outliers": 0}
+        self.counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "outliers": 0, **dict.fromkeys(TOTALLED, 0)}
         self.columns_out: list[str] = []
 
     def into_files(
@@ -171,10 +180,30 @@ class _Scoring:
             frame = _output_frame(chunk.loc[good, self.id_columns], rows[good], scores, self.contributions)
             self.columns_out = list(frame.columns)
             self.counts["outliers"] += int(scores["is_outlier"].sum())
+            for name in TOTALLED:
+                self.counts[name] += int(scores[name].sum())
         self.counts["rows_in"] += len(chunk)
         self.counts["rows_scored"] += int(good.sum())
         self.counts["rows_rejected"] += int((~good).sum())
         return frame, rejected
+
+
+def _fpr_resolution(detector: Any, fpr: float) -> dict[str, Any]:
+    """The false-positive rate used, the smallest one the model's calibration resolves, and whether ``fpr``
+    is resolved (else ``is_outlier`` is False for every record, whatever its score): logged at once."""
+    resolvable = math.isfinite(detector.calibration_.threshold(detector.default_score, fpr))
+    smallest = detector.calibration_.smallest_fpr
+    if not resolvable:
+        digits = 2 - math.floor(math.log10(smallest))  # three significant digits, rounded up
+        logger.warning(
+            "warning: the model's %d calibration scores cannot resolve fpr=%g (the smallest rate they resolve "
+            "is %.3g): is_outlier is False for every row; use --fpr %g or more, or a model calibrated on more rows",
+            detector.calibration_.size,
+            fpr,
+            smallest,
+            math.ceil(smallest * 10**digits) / 10**digits,
+        )
+    return {"fpr": fpr, "smallest_fpr": smallest, "fpr_resolvable": resolvable}
 
 
 def _failure(counts: dict[str, int], max_reject_fraction: float, rejects_path: Path) -> str | None:

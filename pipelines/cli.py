@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -58,11 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     # The interpreter's last garbage collections at exit walk every object that torch, pandas and sklearn
     # created (about half a second of a small job); frozen objects are skipped, and the process is ending.
     atexit.register(gc.freeze)
-    try:
-        return args.handler(args)
-    except USAGE_ERRORS as error:
-        logger.error("error: %s", error)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return args.handler(args)
+        except USAGE_ERRORS as error:
+            logger.error("error: %s", error)
+            return 2
+
+
+def show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """A warning as one line of the command's output (``warning: ...``), without the file, line and source
+    that Python's default shows."""
+    logger.warning("warning: %s", " ".join(str(message).split()))
 
 
 def command(commands: Commands, name: str, summary: str) -> argparse.ArgumentParser:
@@ -76,7 +85,26 @@ def add_train(commands: Commands) -> None:
     train.add_argument("--data", required=True, type=Path, help="CSV, Parquet (file or folder) or .npz data set")
     train.add_argument("--model-name", required=True, help="registered model name")
     train.add_argument("--alias", help="registry alias to point at the new version (e.g. champion)")
-    train.add_argument("--label-column", help="0/1 column (1 = anomaly) used only for evaluation")
+    train.add_argument(
+        "--label-column",
+        help="0/1 column (1 = anomaly), never a feature: a stratified part of the rows is held out to evaluate "
+        "the model, which learns from the other rows labelled 0 (see --train-on)",
+    )
+    train.add_argument(
+        "--train-on",
+        choices=["normal", "all"],
+        help="with --label-column: learn from the rows labelled 0 only (normal, the default: data.train_on) "
+        "or from every training row, anomalies included (all: the labels serve the evaluation only)",
+    )
+    train.add_argument(
+        "--drop-columns",
+        dest="drop_columns",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="columns that are not features, e.g. identifiers: removed before fitting (comma-separated, "
+        "repeatable; added to data.drop_columns)",
+    )
     train.add_argument("--config", type=Path, help="YAML or TOML settings (sections: detector, data, evaluation)")
     train.add_argument(
         "--set",
@@ -94,7 +122,8 @@ def handle_train(args: argparse.Namespace) -> int:
     from pipelines.config import load_settings
     from pipelines.train import train_and_register
 
-    settings = load_settings(args.config, args.overrides)
+    drop = [name.strip() for names in args.drop_columns for name in names.split(",")]
+    settings = load_settings(args.config, args.overrides, drop_columns=drop, train_on=args.train_on)
     result = train_and_register(
         args.data, args.model_name, settings, alias=args.alias, label_column=args.label_column, output=args.output
     )

@@ -6,6 +6,8 @@ detector:            # keyword arguments of anomaly_vae.VAEDetector
   hidden: [64, 32]
 data:
   max_rows: 2000000  # sample larger data sets down to about this many rows
+  drop_columns: [event_id]  # columns never used as features (also --drop-columns a,b)
+  train_on: normal   # with a label column: fit on the rows labelled 0 only; "all": on every row
 evaluation:
   test_fraction: 0.2 # labelled data: share held out for AUROC / AUPR / precision / recall
   min_auroc: 0.6     # floors: a model below them is not registered
@@ -16,8 +18,9 @@ evaluation:
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -32,6 +35,21 @@ class _Section(BaseModel):
 
 class DataSettings(_Section):
     max_rows: int | None = Field(2_000_000, ge=100, strict=True)
+    drop_columns: list[str] = Field([], strict=True)
+    train_on: Literal["normal", "all"] = "normal"
+
+    @field_validator("drop_columns", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """One string is a comma-separated list of names (as ``--set data.drop_columns=a,b`` gives)."""
+        return [name.strip() for name in value.split(",")] if isinstance(value, str) else value
+
+    @field_validator("drop_columns")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        if not all(names):
+            raise ValueError(f"data.drop_columns has an empty column name: {names}")
+        return list(dict.fromkeys(names))  # each name once, in the order given
 
 
 class EvaluationSettings(_Section):
@@ -60,13 +78,23 @@ class TrainSettings(_Section):
 # What each checked value must be, for the error message of a value out of range or of the wrong type.
 _EXPECTED = {
     "data.max_rows": "an integer >= 100 or null",
+    "data.drop_columns": "a list of column names (or one comma-separated string)",
+    "data.train_on": "'normal' or 'all'",
     "evaluation.test_fraction": "in (0, 0.9)",
     "evaluation.min_auroc": "in [0, 1] or null",
     "evaluation.min_aupr": "in [0, 1] or null",
 }
 
 
-def load_settings(path: Path | None = None, overrides: list[str] = ()) -> TrainSettings:  # type: ignore[assignment]
+def load_settings(
+    path: Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    drop_columns: Sequence[str] = (),
+    train_on: str | None = None,
+) -> TrainSettings:
+    """The settings of ``path`` with the ``--set`` ``overrides``; ``drop_columns`` are added to
+    ``data.drop_columns`` and ``train_on``, when given, replaces ``data.train_on`` (the command's options)."""
     raw: dict[str, Any] = _read_file(Path(path)) if path else {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -74,7 +102,15 @@ def load_settings(path: Path | None = None, overrides: list[str] = ()) -> TrainS
             raise ValueError(f"--set expects section.key=value (e.g. detector.max_steps=500), got: {item!r}")
         section, name = key.split(".", 1)
         raw.setdefault(section, {})[name] = yaml.safe_load(value)
-    return validate(raw)
+    settings = validate(raw)
+    options: dict[str, Any] = {}
+    if drop_columns:
+        options["drop_columns"] = [*settings.data.drop_columns, *drop_columns]
+    if train_on is not None:
+        options["train_on"] = train_on
+    if not options:
+        return settings
+    return validate({**raw, "data": {**raw.get("data", {}), **options}})
 
 
 def _read_file(path: Path) -> dict[str, Any]:

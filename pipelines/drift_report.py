@@ -73,6 +73,21 @@ def alarm_summary(alarms: list[str]) -> str:
     return ", ".join(([f"{len(features)} feature(s) ({named})"] if features else []) + others)
 
 
+def flag_rule(report: DriftReport) -> str:
+    """When a statistic is flagged, in words, with the report's numbers."""
+    limits = report.thresholds
+    n_tests = 2 * len(report.features) + 2  # as ReferenceProfile.compare: two tests a feature, score, latent
+    return (
+        f"A statistic is flagged when its test's p-value is below alpha / number of tests = {limits.alpha:g} / "
+        f"{n_tests} = {limits.alpha / n_tests:.2g} (Bonferroni: with nothing changed, any flag in this report has "
+        f"probability about {limits.alpha:g} at most) AND its effect is at least the threshold: PSI "
+        f"{limits.feature_psi:g} for a feature's distribution, a change of {limits.missing_delta:g} in its missing "
+        f"rate, score PSI {limits.score_psi:g}, latent KL {limits.latent_kl:g} nats. The outlier rate is flagged "
+        f"when its p-value is below {limits.outlier_p_value:g} and it is above {limits.outlier_ratio:g}x the "
+        "calibrated rate."
+    )
+
+
 def _write_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as staging:
         staging.write_text(text)
@@ -143,21 +158,30 @@ def render_html(
     rows = [
         ("records compared", f"{report.n_records} (rejected: {summary['rows_rejected']})"),
         ("verdict", verdict),
-        ("score PSI / KS", f"{report.score_psi:.3f} / {report.score_ks:.3f} (alarm above PSI {limits.score_psi})"),
+        (
+            "score PSI / KS",
+            f"{report.score_psi:.3f} / {report.score_ks:.3f} (test p = {report.score_p_value:.2g}; "
+            f"effect threshold: PSI {limits.score_psi:g})",
+        ),
         (
             "outlier rate",
             f"{report.outlier_rate:.4f} vs calibrated {report.expected_outlier_rate:.4f} "
             f"(p = {report.outlier_p_value:.2g}; alarm below {limits.outlier_p_value:g} and above "
             f"{limits.outlier_ratio:g}x)",
         ),
-        ("latent drift (KL, nats)", f"{report.latent_kl:.3f} (alarm above {limits.latent_kl})"),
+        (
+            "latent drift (KL, nats)",
+            f"{report.latent_kl:.3f} (test p = {report.latent_p_value:.2g}; effect threshold: {limits.latent_kl:g})",
+        ),
     ]
     head = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     ordered = sorted(report.features, key=lambda f: -f.psi)
     table = "".join(
         f"<tr class={'drifted' if f.drifted else 'ok'}><td>{esc(f.name)}</td><td>{f.kind}</td><td>{f.psi:.3f}</td>"
+        f"<td>{f.p_value:.2g}</td>"
         f"<td>{'' if f.ks is None else f'{f.ks:.3f}'}</td><td>{'' if f.js is None else f'{f.js:.3f}'}</td>"
-        f"<td>{f.reference_missing_rate:.3f} &rarr; {f.missing_rate:.3f}</td><td>{'yes' if f.drifted else ''}</td></tr>"
+        f"<td>{f.reference_missing_rate:.3f} &rarr; {f.missing_rate:.3f}</td><td>{f.missing_p_value:.2g}</td>"
+        f"<td>{'yes' if f.drifted else ''}</td></tr>"
         for f in ordered
     )
     figures = "".join(
@@ -171,12 +195,12 @@ def render_html(
 tr.drifted{{background:#fdd}}table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
 <h1>Drift report</h1>
 <p>Model {esc(str(model["name"]))} version {esc(str(model["version"]))}; data {esc(summary["data"])}.
-Reference: {profile.n_reference} training rows, {profile.n_calibration} calibration rows.
-A feature is flagged when its PSI exceeds {limits.feature_psi} or its missing rate moves by more than
-{limits.missing_delta}.</p>
+Reference: {profile.n_reference} training rows, {profile.n_calibration} calibration rows.</p>
+<p>{esc(flag_rule(report))}</p>
 <table>{head}</table>
 <h2>Features (highest PSI first)</h2>
-<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>JS</th><th>missing rate</th><th>flagged</th></tr>
+<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>PSI test p</th><th>KS</th><th>JS</th><th>missing rate</th>
+<th>missing test p</th><th>flagged</th></tr>
 {table}</table>
 <h2>Score and p-values</h2>{score_figure(detector, report, scores)}
 <h2>Features, reference vs current</h2>{figures}

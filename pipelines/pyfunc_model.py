@@ -1,4 +1,5 @@
-"""The MLflow pyfunc flavour of a detector, logged as "model from code" (no pickled Python object).
+"""The MLflow pyfunc flavour of a detector, logged as "model from code" (no pickled Python object), and
+the signature it is logged with.
 
 ``predict`` returns the score columns of ``VAEDetector.score_frame``; the optional ``fpr`` parameter
 chooses the false-positive rate of ``is_outlier`` per call.
@@ -10,10 +11,15 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import AnyType
 
 from anomaly_vae import VAEDetector
 from anomaly_vae.registry import DETECTOR_ARTIFACT
+
+OUTPUT_TYPES = {"b": DataType.boolean, "i": DataType.long, "u": DataType.long, "f": DataType.double}
 
 
 class DetectorModel(PythonModel):
@@ -25,6 +31,21 @@ class DetectorModel(PythonModel):
     ) -> pd.DataFrame:
         fpr = (params or {}).get("fpr")
         return self.detector.score_frame(model_input, fpr=fpr).reset_index(drop=True)
+
+
+def model_signature(detector: VAEDetector, example: pd.DataFrame) -> ModelSignature:
+    """The signature of ``predict``: every column of the model, required, of any type; the score columns
+    (as ``example`` gets them); the ``fpr`` parameter.
+
+    The input types are left to the detector, which validates every value and names the column of a bad
+    one, and accepts what the service accepts. MLflow's checks of typed columns would refuse some of it:
+    a missing value in an integer column ("long" takes no float), integers in a "double" column (MLflow
+    converts int64 to double only for values that fit in 6 bytes), 0/1 in a "boolean" one.
+    """
+    inputs = Schema([ColSpec(AnyType(), name) for name in detector.feature_names_in_])
+    scores = detector.score_columns(example)
+    outputs = Schema([ColSpec(OUTPUT_TYPES[values.dtype.kind], name) for name, values in scores.items()])
+    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("fpr", DataType.double, detector.fpr)]))
 
 
 mlflow.models.set_model(DetectorModel())

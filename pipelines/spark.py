@@ -31,6 +31,8 @@ SCORE_TYPES = {
     "p_value_neg_elbo": "double",
     "p_value_reconstruction_nll": "double",
     "is_outlier": "boolean",
+    "missing_unseen": "long",
+    "unknown_categories": "long",
 }
 
 

@@ -64,6 +64,8 @@ class ImageVAEDetector(BaseDetector):
         down to 256 (aspect ratio kept).
     augment_shift : int
         Training augmentation: each image shifted by up to this many pixels along each axis.
+    calibration : {"auto", "out_of_bag", "split"}
+        As for :class:`~anomaly_vae.VAEDetector`; with the default single network, "auto" is "split".
     device : {"auto", "cpu", "cuda"} or str
         "auto" picks CUDA when available.
     """
@@ -98,6 +100,7 @@ class ImageVAEDetector(BaseDetector):
         kl_warmup_steps: int = 200,
         trim_fraction: float = 0.0,
         bagging_fraction: float = 0.7,
+        calibration: str = "auto",
         augment_shift: int = 2,
         device: str = "auto",
         progress: bool = False,
@@ -122,6 +125,7 @@ class ImageVAEDetector(BaseDetector):
         self.kl_warmup_steps = kl_warmup_steps
         self.trim_fraction = trim_fraction
         self.bagging_fraction = bagging_fraction
+        self.calibration = calibration
         self.augment_shift = augment_shift
         self.device = device
         self.progress = progress
@@ -168,7 +172,9 @@ class ImageVAEDetector(BaseDetector):
         check_is_fitted(self, "model_")
         return ImageData(self.image_shape_.transform(load_images(X)[0]).to(self.device_))
 
-    def _score_data(self, data: ImageData, per_feature: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    def _score_data(
+        self, data: ImageData, per_feature: bool, by_member: bool = False
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         scores, per_pixel = score_data(
             self.model_,
             data,
@@ -176,6 +182,7 @@ class ImageVAEDetector(BaseDetector):
             rows_per_chunk=max(1, _VALUES_PER_CHUNK // self.n_features_in_),
             nll_fn=lambda decoded, batch: pixel_nll(decoded, batch.inputs).flatten(-3),
             per_feature=per_feature,
+            by_member=by_member,
         )
         # -log of the VAE's probability of the 8-bit image (density x bin width 1/255 per value) minus
         # -log of zlib's: the log-likelihood ratio of the VAE against a generic compressor

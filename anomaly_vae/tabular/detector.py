@@ -58,8 +58,15 @@ class VAEDetector(BaseDetector):
         Number of VAEs trained side by side (one batched network, different initialisations and noise);
         every score is the mean over members.
     validation_fraction, calibration_fraction : float
-        Parts of the training rows held out for early stopping and for calibration. Identical rows always
-        land in the same part, so duplicates cannot leak between them.
+        Parts of the training rows held out for early stopping and (with ``calibration="split"``) for
+        calibration. Identical rows always land in the same part, so duplicates cannot leak between them.
+    calibration : {"auto", "out_of_bag", "split"}
+        Where the calibration scores come from. "out_of_bag": every training row that some member did not
+        learn from (bagging), scored by those members, so no rows are held out for calibration and small
+        data sets keep them for training; "split": a held-out ``calibration_fraction`` of the rows, scored
+        by the whole ensemble. "auto" is "out_of_bag" for a bagged ensemble (``n_members > 1`` and
+        ``bagging_fraction < 1``), else "split". Measured false-positive rates of both:
+        docs/benchmarks.md, "Calibration".
     max_steps, batch_size, learning_rate, weight_decay, patience, kl_warmup_steps :
         Training: Adam minibatch steps, early stopping after ``patience`` validation checks (every
         ``eval_every`` steps) without improvement, KL weight warmed up linearly from 0 to 1.
@@ -118,6 +125,7 @@ class VAEDetector(BaseDetector):
         kl_warmup_steps: int = 100,
         trim_fraction: float = 0.05,
         bagging_fraction: float = 0.7,
+        calibration: str = "auto",
         min_sigma: float = 0.05,
         categorical_columns: Sequence[str] | None = None,
         max_categories: int = 100,
@@ -145,6 +153,7 @@ class VAEDetector(BaseDetector):
         self.kl_warmup_steps = kl_warmup_steps
         self.trim_fraction = trim_fraction
         self.bagging_fraction = bagging_fraction
+        self.calibration = calibration
         self.min_sigma = min_sigma
         self.categorical_columns = categorical_columns
         self.max_categories = max_categories
@@ -181,15 +190,16 @@ class VAEDetector(BaseDetector):
         self._set_features()
         self.config_ = self._network_config()
         encoded = self.schema_.encode(frame)
-        calibration_data, scores = self._train_and_calibrate(self._tensor_data(encoded), frame, callbacks)
-        default = scores[self.default_score]
+        calibrated = self._train_and_calibrate(self._tensor_data(encoded), frame, callbacks)
+        default = calibrated.reference[self.default_score]
+        latent = latent_means(self.model_, calibrated.data)  # each member's codes of the records it left out
         self.profile_: ReferenceProfile | None = ReferenceProfile.fit(
             self.schema_,
             encoded,
             score_name=self.default_score,
-            calibration_scores=default,
-            calibration_p_values=self.calibration_.p_value(self.default_score, default),
-            calibration_latent=latent_means(self.model_, calibration_data),
+            reference_scores=default,
+            reference_p_values=self.calibration_.p_value(self.default_score, default),
+            reference_latent=[codes[rows] for codes, rows in zip(latent, calibrated.members, strict=True)],
         )
         return self
 
@@ -248,9 +258,25 @@ class VAEDetector(BaseDetector):
     def _model_input(self, X: Any) -> TensorData:
         return self._tensor_data(self.schema_.encode(self._columns(X)))
 
-    def _score_data(self, data: TensorData, per_feature: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    def _score_data(
+        self, data: TensorData, per_feature: bool, by_member: bool = False
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         nll = partial(feature_nll, config=self.config_)
-        return score_data(self.model_, data, self._noise(), nll_fn=nll, per_feature=per_feature)
+        return score_data(self.model_, data, self._noise(), nll_fn=nll, per_feature=per_feature, by_member=by_member)
+
+    def _input_counts(self, data: TensorData) -> dict[str, np.ndarray]:
+        """``missing_unseen``: values missing in columns that had no missing value in training (scored as
+        missing all the same); ``unknown_categories``: categorical values outside the model's vocabulary
+        (unseen in training, or too rare to get a category of their own: scored in the unknown bucket)."""
+        modelled = self.schema_.subset(context=False)
+        rate = {c.name: c.missing_rate for c in modelled.columns}
+        never_missing = torch.tensor([rate[name] == 0 for name in modelled.feature_order], device=data.missing.device)
+        n_numeric = self.config_.n_numeric
+        categorical_missing = data.missing[:, n_numeric : n_numeric + len(self.config_.category_sizes)]
+        return {
+            "missing_unseen": (data.missing & never_missing).sum(dim=1).cpu().numpy(),
+            "unknown_categories": ((data.categorical == 0) & ~categorical_missing).sum(dim=1).cpu().numpy(),
+        }
 
     def _contribution_columns(self, per_feature: np.ndarray) -> dict[str, np.ndarray]:
         modelled = self.schema_.subset(context=False)

@@ -6,8 +6,10 @@ A :class:`ReferenceProfile` summarises what the model was trained on, computed i
   (for the KS statistic and the report's CDF plots), the missing rate;
 - per categorical / boolean column: the count of every vocabulary entry (index 0 = unknown), the
   missing rate;
-- on the held-out calibration rows: decile bins of the default score, the histogram of p-values, and
-  per ensemble member the mean and covariance of the latent codes (encoder means).
+- on held-out rows scored by the whole ensemble (the calibration part, or the validation part with
+  out-of-bag calibration): decile bins of the default score and the histogram of p-values;
+- per ensemble member, on the calibration rows it did not learn from: the mean and covariance of the
+  latent codes (encoder means).
 
 Numeric statistics work on the schema's encoded values (robust-scaled and soft-clipped, a strictly
 monotone transform), so bins, PSI and KS are those of the raw values, and ties in discrete columns stay
@@ -17,6 +19,7 @@ ties. :meth:`ReferenceProfile.compare` turns a window of new records into a :cla
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +27,6 @@ import numpy as np
 import torch
 
 from anomaly_vae import drift
-from anomaly_vae.tabular.losses import TensorData
 from anomaly_vae.tabular.model import TabularVAE
 from anomaly_vae.tabular.schema import (
     BOOLEAN,
@@ -36,6 +38,7 @@ from anomaly_vae.tabular.schema import (
     TabularSchema,
     decode_numeric,
 )
+from anomaly_vae.tabular.tensors import TensorData
 
 N_BINS = 10  # decile bins for numeric columns and scores; top-9 categories + "other" for categoricals
 SKETCH_SIZE = 100
@@ -44,12 +47,17 @@ P_VALUE_EDGES = np.linspace(0.0, 1.0, N_BINS + 1)[1:-1]
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """When a statistic counts as drift (see docs/drift.md for the false-alarm rates they give)."""
+    """When a statistic counts as drift: its test finds the window and the reference different (p-value
+    below ``alpha`` over the number of tests in the report: Bonferroni, so a report of an unchanged
+    distribution raises any alarm with probability about ``alpha`` at most, whatever the window and
+    reference sizes) AND the difference is not negligible (at least the effect below), so that very large
+    windows do not flag meaningless shifts. docs/drift.md has the measured false-alarm and detection rates."""
 
-    feature_psi: float = 0.2
-    missing_delta: float = 0.1  # absolute change of a column's missing rate
-    score_psi: float = 0.2
-    latent_kl: float = 0.1  # nats
+    alpha: float = 1e-4
+    feature_psi: float = 0.05
+    missing_delta: float = 0.02  # absolute change of a column's missing rate
+    score_psi: float = 0.05
+    latent_kl: float = 0.02  # nats
     outlier_p_value: float = 1e-4  # the window's outlier count is this unlikely when nothing changed ...
     outlier_ratio: float = 2.0  # ... and the window's outlier rate is this many times the calibrated rate
 
@@ -69,6 +77,8 @@ class FeatureDrift:
     name: str
     kind: str
     psi: float
+    p_value: float  # the chi-square test of the PSI bins
+    missing_p_value: float  # the chi-square test of the missing counts
     ks: float | None  # numeric columns
     js: float | None  # categorical and boolean columns
     missing_rate: float
@@ -90,6 +100,7 @@ class DriftReport:
     n_records: int
     features: list[FeatureDrift]
     score_psi: float
+    score_p_value: float
     score_ks: float
     p_value_histogram: list[float]  # shares of p-values in [0, 0.1), [0.1, 0.2), ...
     reference_p_value_histogram: list[float]
@@ -97,6 +108,7 @@ class DriftReport:
     expected_outlier_rate: float
     outlier_p_value: float  # P(this many outliers or more | no change), see drift.outlier_count_p_value
     latent_kl: float
+    latent_p_value: float
     thresholds: DriftThresholds
     alarms: list[str]  # what crossed its threshold: "feature:<name>", "score", "latent", "outlier_rate"
 
@@ -126,7 +138,8 @@ class ReferenceProfile:
     latent_mean: list[list[float]]  # (members, latent_dim)
     latent_cov: list[list[list[float]]]  # (members, latent_dim, latent_dim)
     n_reference: int
-    n_calibration: int
+    n_calibration: int  # the held-out scores behind score_counts
+    n_latent: list[int] = field(default_factory=list)  # codes behind each member's fit (older models: none)
 
     @classmethod
     def fit(
@@ -135,12 +148,12 @@ class ReferenceProfile:
         encoded: EncodedBatch,
         *,
         score_name: str,
-        calibration_scores: np.ndarray,
-        calibration_p_values: np.ndarray,
-        calibration_latent: np.ndarray,
+        reference_scores: np.ndarray,
+        reference_p_values: np.ndarray,
+        reference_latent: Sequence[np.ndarray],
     ) -> ReferenceProfile:
-        """Profile of the training rows ``encoded`` and of the calibration rows' scores and latent codes
-        (``calibration_latent``: encoder means of shape (members, n, latent_dim))."""
+        """Profile of the training rows ``encoded``, of held-out rows' scores and p-values, and per member of
+        the encoder means (n, latent_dim) of the rows it did not learn from (``reference_latent``)."""
         features = []
         for column, values in _columns(schema, encoded):
             missing = drift.missing_rate(values)
@@ -154,9 +167,9 @@ class ReferenceProfile:
             else:
                 size = column.n_categories if column.kind == CATEGORICAL else 2
                 features.append(FeatureProfile(column.name, column.kind, missing, _code_counts(values, size).tolist()))
-        score_edges = drift.quantile_edges(calibration_scores, N_BINS)
+        score_edges = drift.quantile_edges(reference_scores, N_BINS)
         means, covs = [], []
-        for codes in calibration_latent:
+        for codes in reference_latent:
             mean, cov = drift.mean_and_cov(codes, np.zeros(codes.shape[1]))
             means.append(mean.tolist())
             covs.append(cov.tolist())
@@ -164,13 +177,14 @@ class ReferenceProfile:
             features=features,
             score_name=score_name,
             score_edges=score_edges.tolist(),
-            score_counts=drift.bin_counts(calibration_scores, score_edges).tolist(),
-            score_sketch=drift.quantile_sketch(calibration_scores, SKETCH_SIZE).tolist(),
-            p_value_counts=drift.bin_counts(calibration_p_values, P_VALUE_EDGES).tolist(),
+            score_counts=drift.bin_counts(reference_scores, score_edges).tolist(),
+            score_sketch=drift.quantile_sketch(reference_scores, SKETCH_SIZE).tolist(),
+            p_value_counts=drift.bin_counts(reference_p_values, P_VALUE_EDGES).tolist(),
             latent_mean=means,
             latent_cov=covs,
             n_reference=len(encoded),
-            n_calibration=len(calibration_scores),
+            n_calibration=len(reference_scores),
+            n_latent=[len(codes) for codes in reference_latent],
         )
 
     def compare(
@@ -192,21 +206,25 @@ class ReferenceProfile:
         if len(encoded) == 0:
             raise ValueError("no records to compare with the reference profile")
         profiles = {f.name: f for f in self.features}
+        level = limits.alpha / (2 * len(self.features) + 2)  # Bonferroni: two tests a feature, score, latent
         features = [
-            _feature_drift(profiles[column.name], column, values, limits)
+            _feature_drift(profiles[column.name], column, values, limits, level, self.n_reference)
             for column, values in _columns(schema, encoded)
         ]
-        score_edges = np.asarray(self.score_edges)
-        score_psi = drift.psi(np.asarray(self.score_counts), drift.bin_counts(scores, score_edges))
+        score_counts = drift.bin_counts(scores, np.asarray(self.score_edges))
+        score_psi = drift.psi(np.asarray(self.score_counts), score_counts)
+        score_p_value = drift.homogeneity_p_value(np.asarray(self.score_counts), score_counts)
         flagged = int(np.sum(p_values <= fpr))
         outlier_rate = flagged / len(encoded)
         expected = drift.expected_outlier_rate(fpr, n_calibration)
         outlier_p_value = drift.outlier_count_p_value(flagged, len(encoded), n_calibration, fpr)
         latent_kl = self._latent_kl(latent)
+        n_latent = min(self.n_latent or [self.n_calibration])
+        latent_p_value = drift.gaussian_kl_p_value(latent_kl, len(encoded), n_latent, len(self.latent_mean[0]))
         alarms = [f"feature:{f.name}" for f in features if f.drifted]
-        if score_psi > limits.score_psi:
+        if score_p_value < level and score_psi >= limits.score_psi:
             alarms.append("score")
-        if latent_kl > limits.latent_kl:
+        if latent_p_value < level and latent_kl >= limits.latent_kl:
             alarms.append("latent")
         if outlier_p_value < limits.outlier_p_value and outlier_rate > limits.outlier_ratio * expected:
             alarms.append("outlier_rate")
@@ -214,6 +232,7 @@ class ReferenceProfile:
             n_records=len(encoded),
             features=features,
             score_psi=score_psi,
+            score_p_value=score_p_value,
             score_ks=drift.ks_statistic(np.asarray(self.score_sketch), scores),
             p_value_histogram=_shares(drift.bin_counts(p_values, P_VALUE_EDGES)),
             reference_p_value_histogram=_shares(np.asarray(self.p_value_counts)),
@@ -221,6 +240,7 @@ class ReferenceProfile:
             expected_outlier_rate=expected,
             outlier_p_value=outlier_p_value,
             latent_kl=latent_kl,
+            latent_p_value=latent_p_value,
             thresholds=limits,
             alarms=alarms,
         )
@@ -285,7 +305,7 @@ def _shares(counts: np.ndarray) -> list[float]:
 
 
 def _feature_drift(
-    profile: FeatureProfile, column: Column, values: np.ndarray, limits: DriftThresholds
+    profile: FeatureProfile, column: Column, values: np.ndarray, limits: DriftThresholds, level: float, n_reference: int
 ) -> FeatureDrift:
     reference = np.asarray(profile.counts)
     ks = js = None
@@ -307,17 +327,25 @@ def _feature_drift(
         cur_bins = np.append(current[top], current[rest].sum()) if len(rest) else current[top]
         bins = [labels[i] for i in top] + (["other"] if len(rest) else [])
     missing = drift.missing_rate(values)
-    value = drift.psi(ref_bins, cur_bins)
-    drifted = value > limits.feature_psi or abs(missing - profile.missing_rate) > limits.missing_delta
+    value, p_value = drift.psi(ref_bins, cur_bins), drift.homogeneity_p_value(ref_bins, cur_bins)
+    reference_missing = round(profile.missing_rate * n_reference)
+    missing_p_value = drift.homogeneity_p_value(
+        np.array([reference_missing, n_reference - reference_missing]),
+        np.array([np.isnan(values).sum(), (~np.isnan(values)).sum()]),
+    )
+    shifted = p_value < level and value >= limits.feature_psi
+    missing_moved = missing_p_value < level and abs(missing - profile.missing_rate) >= limits.missing_delta
     return FeatureDrift(
         name=profile.name,
         kind=profile.kind,
         psi=value,
+        p_value=p_value,
+        missing_p_value=missing_p_value,
         ks=ks,
         js=js,
         missing_rate=missing,
         reference_missing_rate=profile.missing_rate,
-        drifted=bool(drifted),
+        drifted=bool(shifted or missing_moved),
         bins=bins,
         reference=_shares(ref_bins),
         current=_shares(cur_bins),

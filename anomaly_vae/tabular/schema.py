@@ -18,6 +18,7 @@ had none in training is an invalid row. :meth:`TabularSchema.decode` inverts the
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -157,6 +158,7 @@ class TabularSchema:
                 counts = pd.Series(category_keys(series.dropna().to_numpy(dtype=object))).value_counts(sort=False)
                 counts = counts.sort_index().sort_values(ascending=False, kind="stable")
                 column.categories = [str(c) for c in counts.index[:max_categories]]
+            _warn_if_uninformative(series, column)
             columns.append(column)
         return cls(columns)
 
@@ -353,6 +355,36 @@ def restore_dtype(values: np.ndarray, column: Column) -> pd.Series:
         return series.astype(target)
     except (TypeError, ValueError):
         return series
+
+
+class ColumnWarning(UserWarning):
+    """A training column that will not help the model (an identifier, a constant)."""
+
+
+ID_SHARE = 0.95  # a string or integer column with at least this share of distinct values looks like an id
+
+
+def _warn_if_uninformative(series: pd.Series, column: Column) -> None:
+    """Warn about identifier-like columns (nearly all values distinct strings or integers: every new record
+    is unseen, so the column dominates the score) and constant ones (no information)."""
+    present = series.dropna()
+    distinct = present.nunique()
+    drop = f"drop it before fitting (anomaly-vae train --drop-columns {column.name})"
+    if distinct <= 1 and column.missing_rate == 0:
+        message = f"column {column.name!r} is constant in the training data and carries no information; {drop}"
+    elif len(present) >= 20 and distinct >= ID_SHARE * len(present) and _is_discrete(series):
+        message = (
+            f"column {column.name!r} looks like an identifier ({distinct:,} distinct values in {len(present):,} "
+            f"rows): a key says nothing about what normal records look like, and new keys look anomalous; {drop}"
+        )
+    else:
+        return
+    warnings.warn(message, ColumnWarning, stacklevel=4)  # the caller of VAEDetector.fit
+
+
+def _is_discrete(series: pd.Series) -> bool:
+    """Integers, strings, objects or categories (not floats, whose values are all distinct as a rule)."""
+    return not pd.api.types.is_float_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
 
 
 def _reasons(problems: dict[int, tuple[str, str]]) -> pd.Series:

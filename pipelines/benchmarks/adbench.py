@@ -3,7 +3,9 @@ detector and baselines run side by side on the same splits."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,24 @@ def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray,
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
-def default_methods(params: dict[str, Any] | None = None, baselines: bool = True) -> dict[str, Detector]:
-    """The detector (with ``params`` over its defaults) and, unless ``baselines`` is off, the baselines of
-    :func:`~pipelines.benchmarks.baselines.tabular_baselines`."""
-    methods: dict[str, Detector] = {"VAEDetector": lambda seed: VAEDetector(**{"random_state": seed, **(params or {})})}
-    return (methods | tabular_baselines()) if baselines else methods
+def default_methods(
+    params: dict[str, Any] | None = None,
+    baselines: Sequence[str] | None = None,
+    compare: dict[str, Any] | None = None,
+) -> dict[str, Detector]:
+    """The detector (with ``params`` over its defaults), a second configuration of it with ``compare``
+    over those when given, and the baselines of :func:`~pipelines.benchmarks.baselines.tabular_baselines`
+    named in ``baselines`` (None: all of them)."""
+    params = params or {}
+    methods: dict[str, Detector] = {"VAEDetector": lambda seed: VAEDetector(**{"random_state": seed, **params})}
+    if compare:
+        name = "VAEDetector " + json.dumps(compare)
+        methods[name] = lambda seed: VAEDetector(**{"random_state": seed, **params, **compare})
+    available = tabular_baselines()
+    unknown = sorted(set(baselines or ()) - set(available))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; available: {sorted(available)}")
+    return methods | {name: make for name, make in available.items() if baselines is None or name in baselines}
 
 
 def run_dataset(
@@ -76,12 +91,15 @@ def run_dataset(
     return results
 
 
-def _run_one(args: tuple[Path, list[int], int | None, dict[str, Any], bool]) -> list[Result]:
+Task = tuple[Path, list[int], "int | None", dict[str, Any], "Sequence[str] | None", "dict[str, Any] | None"]
+
+
+def _run_one(task: Task) -> list[Result]:
     import torch
 
     torch.set_num_threads(1)  # one thread per data set; data sets run in parallel
-    path, seeds, subsample, params, baselines = args
-    return run_dataset(path, default_methods(params, baselines), seeds, subsample)
+    path, seeds, subsample, params, baselines, compare = task
+    return run_dataset(path, default_methods(params, baselines, compare), seeds, subsample)
 
 
 def run_benchmark(
@@ -92,7 +110,8 @@ def run_benchmark(
     jobs: int = 2,
     subsample: int | None = None,
     params: dict[str, Any] | None = None,
-    baselines: bool = True,
+    baselines: Sequence[str] | None = None,
+    compare: dict[str, Any] | None = None,
 ) -> str:
     """Run every method on every ``*.npz`` in ``data_dir``; write ``adbench.csv`` and ``adbench.md``.
 
@@ -101,7 +120,8 @@ def run_benchmark(
     files = sorted(Path(data_dir).glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no .npz files in {data_dir}")
-    tasks = [(f, seeds, subsample, params or {}, baselines) for f in files]
+    default_methods(params, baselines, compare)  # unknown baselines fail here, before any work
+    tasks: list[Task] = [(f, seeds, subsample, params or {}, baselines, compare) for f in files]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = [r for rs in pool.map(_run_one, tasks) for r in rs]
     variant = f", each first subsampled to {subsample} rows" if subsample else ""

@@ -38,7 +38,11 @@ def add_adbench(kinds: Commands) -> None:
     adbench.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV and table")
     adbench.add_argument("--subsample", type=int, help="small-data variant: first subsample each data set to N rows")
     adbench.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
-    adbench.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only VAEDetector")
+    adbench.add_argument(
+        "--compare-params", type=json.loads, help="also run VAEDetector with these arguments over --params (JSON)"
+    )
+    adbench.add_argument("--baseline", dest="baselines", action="append", help="run only these baselines (repeatable)")
+    adbench.add_argument("--no-baselines", dest="baselines", action="store_const", const=[], help="run no baseline")
     adbench.set_defaults(handler=handle_adbench)
 
 
@@ -54,6 +58,7 @@ def handle_adbench(args: argparse.Namespace) -> int:
             subsample=args.subsample,
             params=args.params,
             baselines=args.baselines,
+            compare=args.compare_params,
         )
     )
 
@@ -79,15 +84,17 @@ def handle_speed(args: argparse.Namespace) -> int:
 
 
 def add_drift_benchmark(kinds: Commands) -> None:
-    drift = command(kinds, "drift", "false alarms on i.i.d. windows and detection of planted shifts")
-    drift.add_argument("--rows", type=int, default=200_000, help="fresh i.i.d. rows per model")
+    drift = command(kinds, "drift", "false alarms without drift and detection of planted shifts")
+    drift.add_argument("--train-rows", type=int, nargs="+", default=[300, 3000], help="reference sizes")
+    drift.add_argument("--windows", type=int, nargs="+", default=[40, 250, 1000], help="window sizes")
+    drift.add_argument("--seeds", type=int, default=2, help="models per reference size (seeds 0..N-1)")
     drift.set_defaults(handler=handle_drift_benchmark)
 
 
 def handle_drift_benchmark(args: argparse.Namespace) -> int:
     from pipelines.benchmarks.drift import run_drift_benchmark
 
-    return show(run_drift_benchmark(rows=args.rows))
+    return show(run_drift_benchmark(args.train_rows, args.windows, tuple(range(args.seeds))))
 
 
 def add_batch(kinds: Commands) -> None:
@@ -105,13 +112,13 @@ def handle_batch(args: argparse.Namespace) -> int:
 
 
 def add_calibration(kinds: Commands) -> None:
-    summary = "realised false-positive rate of fitted models against the conformal (Beta) spread"
+    summary = "realised false-positive rate of fitted models, split and out-of-bag calibration"
     calibration = command(kinds, "calibration", summary)
     calibration.add_argument(
-        "--train-rows", type=int, nargs="+", default=[1000, 3000, 30_000], help="training sizes (models for each)"
+        "--train-rows", type=int, nargs="+", default=[100, 300, 1000, 10_000], help="training sizes (models for each)"
     )
-    calibration.add_argument("--seeds", type=int, default=20, help="models per training size (seeds 0..N-1)")
-    calibration.add_argument("--fresh-rows", type=int, default=200_000, help="fresh normal rows scored per model")
+    calibration.add_argument("--seeds", type=int, default=100, help="models per training size (seeds 0..N-1)")
+    calibration.add_argument("--fresh-rows", type=int, default=50_000, help="fresh normal rows scored per model")
     calibration.set_defaults(handler=handle_calibration)
 
 

@@ -177,8 +177,10 @@ def test_a_fit_on_20_rows_works_and_fewer_are_refused_naming_the_minimum():
         assert np.isfinite(detector.decision_function(X)).all() and detector.calibration_.size >= 1
     with pytest.raises(ValueError, match=r"fit needs at least 20 rows .*, got n_samples=19"):
         VAEDetector(random_state=0).fit(X[:19])
-    with pytest.raises(ValueError, match="X has 2 distinct rows; at least 3 are needed"):
-        VAEDetector(random_state=0).fit(np.tile(X[:2], (10, 1)))
+    with pytest.raises(ValueError, match=r"X has 2 distinct rows; at least 3 are needed .*calibration\)"):
+        VAEDetector(random_state=0, calibration="split").fit(np.tile(X[:2], (10, 1)))
+    with pytest.raises(ValueError, match=r"X has 1 distinct rows; at least 2 are needed .*validation\)"):
+        VAEDetector(random_state=0).fit(np.tile(X[:1], (20, 1)))  # out-of-bag: no calibration part
 
 
 def test_nan_loss_raises_a_clear_error():
@@ -230,3 +232,18 @@ def test_a_mapping_of_columns_scores_like_the_frame(fitted, train_frame):
         np.testing.assert_allclose(values.astype(float), by_frame[name].to_numpy(dtype=float), rtol=1e-6)
     with pytest.raises(ValueError, match="columns have different lengths"):
         fitted.score_columns({**columns, "amount": columns["amount"][:3]})
+
+
+def test_input_the_model_never_saw_is_scored_and_counted(fitted, train_frame):
+    never_missing = [c.name for c in fitted.schema_.columns if c.missing_rate == 0 and c.kind != "categorical"]
+    categorical = next(c.name for c in fitted.schema_.columns if c.kind == "categorical")
+    rows = train_frame.head(4).copy()
+    rows.loc[rows.index[1], never_missing[0]] = np.nan
+    rows.loc[rows.index[2], categorical] = "never seen"
+    rows.loc[rows.index[3], categorical] = (
+        fitted.schema_.columns[[c.name for c in fitted.schema_.columns].index(categorical)].categories[0].upper()
+    )
+    scores = fitted.score_frame(rows)
+    assert scores["missing_unseen"].tolist() == [0, 1, 0, 0]
+    assert scores["unknown_categories"].tolist() == [0, 0, 1, 1]  # "MALE" is not "male"
+    assert np.isfinite(scores["neg_log_likelihood"]).all()

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from anomaly_vae import VAEDetector, drift
-from anomaly_vae.tabular.profile import DriftThresholds
 from tests.conftest import mixed_frame
 
 WINDOW = 500  # the window size the planted shifts below are flagged within
@@ -67,9 +66,18 @@ def test_no_alarm_on_iid_data_at_the_default_thresholds(fitted, iid_windows):
         fitted.drift(frame.iloc[i : i + WINDOW], scores=scores[i : i + WINDOW]) for i in range(0, len(frame), WINDOW)
     ]
     alarms = [r.alarms for r in reports if r.drifted]
-    assert len(alarms) <= 0.01 * len(reports), alarms
-    limits = DriftThresholds()
-    assert max(f.psi for r in reports for f in r.features) < limits.feature_psi / 2
+    assert alarms == []  # none in 100
+    p_values = [f.p_value for r in reports for f in r.features] + [r.score_p_value for r in reports]
+    assert 0.3 < np.median(p_values) < 0.7  # tests of unchanged data: p-values spread over (0, 1)
+
+
+def test_the_training_data_and_small_windows_raise_no_alarm(fitted, train_frame, iid_windows):
+    assert fitted.drift(train_frame).alarms == []
+    frame, scores = iid_windows
+    small = [fitted.drift(frame.iloc[i : i + 40], scores=scores[i : i + 40]) for i in range(0, 4000, 40)]
+    assert [r.alarms for r in small] == [[]] * 100
+    # on 40 rows PSI alone is noise: most windows pass 0.2 somewhere, a fixed threshold would cry wolf
+    assert np.mean([max(f.psi for f in r.features) > 0.2 for r in small]) > 0.5
 
 
 def shifted(frame: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:

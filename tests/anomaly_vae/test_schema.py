@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly_vae.tabular.schema import SOFT_CLIP, TabularSchema, robust_center_scale, soft_clip
+from anomaly_vae.tabular.schema import SOFT_CLIP, ColumnWarning, TabularSchema, robust_center_scale, soft_clip
 from anomaly_vae.tabular.validation import frame_from_input
 
 
@@ -125,3 +125,23 @@ def test_integer_categories_survive_a_float_column():
     schema = TabularSchema.fit(pd.DataFrame({"zip": [10115, 10117, 10115]}), categorical_columns=["zip"])
     batch = schema.encode(pd.DataFrame({"zip": [10117.0, np.nan, 99999.0]}))  # as read from a CSV with gaps
     assert batch.categorical[:, 0].tolist() == [2, -1, 0]
+
+
+def test_identifier_and_constant_columns_warn_naming_the_column_and_how_to_drop_it():
+    n = 60
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i:04d}" for i in range(n)],
+            "row_number": np.arange(n),
+            "site": ["berlin"] * n,
+            "amount": np.random.default_rng(0).normal(size=n),  # distinct floats are ordinary
+            "kind": ["a", "b", "c"] * (n // 3),
+        }
+    )
+    with pytest.warns(ColumnWarning) as caught:
+        TabularSchema.fit(frame)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 3
+    assert "'row_number' looks like an identifier (60 distinct values in 60 rows)" in messages[0]
+    assert "'site' is constant" in messages[1] and "--drop-columns site" in messages[1]
+    assert "'user_id' looks like an identifier" in messages[2] and "--drop-columns user_id" in messages[2]

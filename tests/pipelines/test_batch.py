@@ -27,10 +27,14 @@ def model_dir(fitted, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    """500 rows with an id column and four planted unscorable rows."""
+    """500 rows with an id column, four planted unscorable rows, and values the model never saw in training:
+    missing values in columns that had none (rows 3 and 4) and an unknown category (rows 5 and 6)."""
     frame, _ = mixed_frame(500, seed=9)
     frame.insert(0, "event_id", [f"e{i}" for i in range(len(frame))])
-    frame = frame.astype({"amount": object, "flagged": object})
+    frame = frame.astype({"amount": object, "flagged": object, "count": object})
+    frame.loc[3, "amount"] = None
+    frame.loc[4, "count"] = None
+    frame.loc[[5, 6], "tier"] = "platinum"
     frame.loc[7, "amount"] = "lots"
     frame.loc[100, "duration"] = np.inf
     frame.loc[250, "flagged"] = "maybe"
@@ -62,6 +66,32 @@ def test_rows_reconcile_and_rejects_say_why(model_dir, planted, fitted, tmp_path
     assert_scores_close(scores, expected.reset_index(drop=True), fitted)
     assert set(scores["top1_column"]) <= set(fitted.feature_names_in_)
     assert (scores["top1_nats"] >= scores["top2_nats"]).all()
+
+
+def test_the_manifest_totals_unseen_input_and_says_whether_the_fpr_is_resolved(
+    model_dir, planted, fitted, tmp_path, caplog
+):
+    out = tmp_path / "scores.csv"
+    manifest = score_file(model_dir, planted, out, chunk_rows=64, progress=False)
+    assert (manifest["missing_unseen"], manifest["unknown_categories"]) == (2, 2)
+    scores = pd.read_csv(out).set_index("row")
+    assert scores.loc[[2, 3, 4, 5, 6], ["missing_unseen", "unknown_categories"]].values.tolist() == [
+        [0, 0],
+        [1, 0],
+        [1, 0],
+        [0, 1],
+        [0, 1],
+    ]
+    smallest = fitted.calibration_.smallest_fpr
+    assert (manifest["fpr"], manifest["smallest_fpr"], manifest["fpr_resolvable"]) == (0.01, smallest, True)
+    assert smallest == 1 / (fitted.calibration_.size + 1) and "cannot resolve" not in caplog.text
+
+    manifest = score_file(model_dir, planted, out, fpr=smallest, progress=False)
+    assert manifest["fpr_resolvable"] and manifest["outliers"] >= 1  # rows above every calibration score
+    manifest = score_file(model_dir, planted, out, fpr=smallest / 2, progress=False)
+    assert (manifest["fpr"], manifest["fpr_resolvable"], manifest["outliers"]) == (smallest / 2, False, 0)
+    assert json.loads(out.with_name("scores.manifest.json").read_text()) == manifest
+    assert f"calibration scores cannot resolve fpr={smallest / 2:g} (the smallest rate they resolve is" in caplog.text
 
 
 def test_chunking_and_reruns_give_identical_bytes(model_dir, planted, tmp_path, fitted):

@@ -47,6 +47,7 @@ def test_spark_scores_equal_local_scores(spark, tmp_path, monkeypatch):
     local = detector.score_frame(rows.drop(columns="event_id"))
     assert scored["event_id"].tolist() == list(range(200))  # input columns kept, order kept
     assert list(scored.columns) == [*rows.columns, *SCORE_TYPES]
+    assert list(SCORE_TYPES) == list(local.columns)  # every score column of the table
     assert_scores_close(scored, local, detector)  # Spark scores Arrow batches of its own size
 
 

@@ -24,7 +24,7 @@ def test_protocol_resamples_splits_and_scales():
 @pytest.mark.parametrize("name", ["18_Ionosphere", "22_magic.gamma"])  # drawn up to 1,000 / down to 10,000 rows
 def test_isolation_forest_reproduces_the_reference_baselines(name):
     reference = pd.read_csv(ADBENCH / "pyod_baselines_auroc.csv", index_col="dataset")
-    methods = {"IsolationForest": default_methods(baselines=True)["IsolationForest"]}
+    methods = {"IsolationForest": default_methods(baselines=["IsolationForest"])["IsolationForest"]}
     results = run_dataset(ADBENCH / f"{name}.npz", methods, seeds=[0, 1, 2])
     auroc = np.mean([r.auroc for r in results])
     assert abs(auroc - reference.loc[name, "IForest"]) < 5e-4, (auroc, reference.loc[name, "IForest"])
@@ -44,7 +44,7 @@ def test_the_detector_beats_the_baselines_where_anomalies_break_a_dependence(tmp
     frame, y = manifold_frame(1900, seed=0, n_anomalies=100)
     np.savez(tmp_path / "manifold.npz", X=pd.get_dummies(frame, dtype=float).to_numpy(), y=y)
     methods = {
-        **default_methods(QUALITY, baselines=True),  # IsolationForest (and PyOD's baselines if installed)
+        **default_methods(QUALITY),  # IsolationForest (and PyOD's baselines if installed)
         "Mahalanobis": lambda seed: _Mahalanobis(),
     }
     methods = {name: methods[name] for name in ("VAEDetector", "IsolationForest", "Mahalanobis")}
@@ -61,7 +61,7 @@ def test_benchmark_writes_per_run_csv_and_table(tmp_path):
         y = np.r_[np.zeros(380, int), np.ones(20, int)]
         np.savez(tmp_path / f"{name}.npz", X=X, y=y)
     params = {"max_steps": 60, "hidden": [16], "n_members": 1}
-    table = run_benchmark(tmp_path, [0], tmp_path / "out", jobs=1, params=params, baselines=False)
+    table = run_benchmark(tmp_path, [0], tmp_path / "out", jobs=1, params=params, baselines=[])
     results = pd.read_csv(tmp_path / "out" / "adbench.csv")
     assert sorted(results["dataset"]) == ["a", "b"] and results["auroc"].between(0, 1).all()
     assert results.columns.tolist() == ["dataset", "method", "seed", "auroc", "aupr", "fit_seconds"]

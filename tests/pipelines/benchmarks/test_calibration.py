@@ -27,6 +27,9 @@ def test_benchmark_table_on_a_tiny_run():
     table = run_calibration_benchmark(
         train_rows=(600,), seeds=(0, 1), fresh_rows=3000, params={"max_steps": 20, "eval_every": 10}
     )
-    rows = [line for line in table.splitlines() if line.startswith("| 600 |")]
-    assert [row.split(" | ")[2] for row in rows] == ["0.01", "0.05"]
-    assert all(row.split(" | ")[3] == "2" for row in rows)  # two models each
+    rows = [line.split(" | ") for line in table.splitlines() if line.split(" | ")[1:2] == ["600"]]
+    assert [(row[0], row[3]) for row in rows] == [
+        (f"| {method}", fpr) for method in ("split", "out_of_bag") for fpr in ("0.01", "0.05", "0.1")
+    ]
+    assert all(row[4] == "2" for row in rows)  # two models each
+    assert all(row[-1] == "- |" for row in rows if row[0] == "| out_of_bag")  # no proven law to compare with
