@@ -21,7 +21,7 @@ import pandas as pd
 from anomaly_vae import VAEDetector
 from anomaly_vae.drift import bin_counts
 from anomaly_vae.persistence import atomic_path
-from anomaly_vae.tabular.profile import DriftReport, FeatureProfile
+from anomaly_vae.tabular.profile import DriftReport, FeatureProfile, n_tests
 from anomaly_vae.tabular.schema import decode_numeric
 from pipelines.data import read_table
 from pipelines.registry import load_detector
@@ -76,14 +76,14 @@ def alarm_summary(alarms: list[str]) -> str:
 def flag_rule(report: DriftReport) -> str:
     """When a statistic is flagged, in words, with the report's numbers."""
     limits = report.thresholds
-    n_tests = 2 * len(report.features) + 2  # as ReferenceProfile.compare: two tests a feature, score, latent
+    tests = n_tests(len(report.features))
     return (
         f"A statistic is flagged when its test's p-value is below alpha / number of tests = {limits.alpha:g} / "
-        f"{n_tests} = {limits.alpha / n_tests:.2g} (Bonferroni: with nothing changed, any flag in this report has "
+        f"{tests} = {limits.alpha / tests:.2g} (Bonferroni: with nothing changed, any flag in this report has "
         f"probability about {limits.alpha:g} at most) AND its effect is at least the threshold: PSI "
         f"{limits.feature_psi:g} for a feature's distribution, a change of {limits.missing_delta:g} in its missing "
         f"rate, score PSI {limits.score_psi:g}, latent KL {limits.latent_kl:g} nats. The outlier rate is flagged "
-        f"when its p-value is below {limits.outlier_p_value:g} and it is above {limits.outlier_ratio:g}x the "
+        f"when its test's p-value is below the same level and the rate is above {limits.outlier_ratio:g}x the "
         "calibrated rate."
     )
 

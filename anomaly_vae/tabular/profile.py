@@ -58,8 +58,12 @@ class DriftThresholds:
     missing_delta: float = 0.02  # absolute change of a column's missing rate
     score_psi: float = 0.05
     latent_kl: float = 0.02  # nats
-    outlier_p_value: float = 1e-4  # the window's outlier count is this unlikely when nothing changed ...
-    outlier_ratio: float = 2.0  # ... and the window's outlier rate is this many times the calibrated rate
+    outlier_ratio: float = 2.0  # the window's outlier rate is at least this many times the calibrated rate
+
+
+def n_tests(n_features: int) -> int:
+    """Tests in one drift report, for Bonferroni: two per feature, the score, the latent codes, the outlier count."""
+    return 2 * n_features + 3
 
 
 @dataclass
@@ -206,7 +210,7 @@ class ReferenceProfile:
         if len(encoded) == 0:
             raise ValueError("no records to compare with the reference profile")
         profiles = {f.name: f for f in self.features}
-        level = limits.alpha / (2 * len(self.features) + 2)  # Bonferroni: two tests a feature, score, latent
+        level = limits.alpha / n_tests(len(self.features))
         features = [
             _feature_drift(profiles[column.name], column, values, limits, level, self.n_reference)
             for column, values in _columns(schema, encoded)
@@ -226,7 +230,7 @@ class ReferenceProfile:
             alarms.append("score")
         if latent_p_value < level and latent_kl >= limits.latent_kl:
             alarms.append("latent")
-        if outlier_p_value < limits.outlier_p_value and outlier_rate > limits.outlier_ratio * expected:
+        if outlier_p_value < level and outlier_rate > limits.outlier_ratio * expected:
             alarms.append("outlier_rate")
         return DriftReport(
             n_records=len(encoded),

@@ -36,10 +36,10 @@ def test_drift_command_writes_json_and_a_report_for_a_shifted_file(model_dir, tm
     assert text.count('<img src="data:image/png;base64,') == 1 + 7  # score + one per feature
     assert "<tr class=drifted><td>duration</td>" in text
     # the rule as the library applies it: 7 features, two tests each, plus the score and the latent codes
-    assert f"p-value is below alpha / number of tests = 0.0001 / 16 = {1e-4 / 16:.2g} (Bonferroni" in text
+    assert f"p-value is below alpha / number of tests = 0.0001 / 17 = {1e-4 / 17:.2g} (Bonferroni" in text
     assert "AND its effect is at least the threshold: PSI 0.05 for a feature" in text
     duration = next(f for f in summary["features"] if f["name"] == "duration")
-    assert duration["p_value"] < 1e-4 / 16 and duration["psi"] >= 0.05  # why it is flagged
+    assert duration["p_value"] < 1e-4 / 17 and duration["psi"] >= 0.05  # why it is flagged
     row = re.search(r"<tr class=drifted><td>duration</td><td>numeric</td><td>[\d.]+</td><td>([^<]+)</td>", text)
     assert row is not None and float(row[1]) == float(f"{duration['p_value']:.2g}")  # the test's p-value column
     assert sorted(p.name for p in tmp_path.iterdir()) == ["drift.html", "drift.json", "shifted.csv"]
