@@ -166,8 +166,7 @@ def render_html(
         (
             "outlier rate",
             f"{report.outlier_rate:.4f} vs calibrated {report.expected_outlier_rate:.4f} "
-            f"(p = {report.outlier_p_value:.2g}; alarm below {limits.outlier_p_value:g} and above "
-            f"{limits.outlier_ratio:g}x)",
+            f"(test p = {report.outlier_p_value:.2g}; effect threshold: {limits.outlier_ratio:g}x)",
         ),
         (
             "latent drift (KL, nats)",
