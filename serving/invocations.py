@@ -18,81 +18,42 @@ from __future__ import annotations
 
 from typing import Any
 
+from anomaly_vae.tabular.schema import TabularSchema
 from serving.bodies import CSV, JSON, media_type, parse_csv, parse_json
 from serving.errors import ApiError, Loc
-from serving.model_store import LoadedModel
-from serving.records import Columns, Where, check_batch, check_json_numbers, from_frame, from_records, from_table
-from serving.schemas import FORMATS, DataframeSplit, InvocationsRequest, validated
+from serving.records import Records, from_frame, from_records, from_rows, from_table
+from serving.schemas import FORMATS, InvocationsRequest, validated
 
 ACCEPTED = (JSON, CSV)
 
 
 def read_invocation(
-    body: bytes, content_type: str | None, model: LoadedModel, max_records: int
-) -> tuple[Columns, Where, Loc, float | None]:
-    """The records of an invocation as columns, where each of them came from, and the requested fpr."""
+    body: bytes, content_type: str | None, schema: TabularSchema, max_records: int
+) -> tuple[Records, float | None]:
+    """The records of an invocation, and the requested fpr (None: the model's)."""
     if media_type(content_type, ACCEPTED) == CSV:
-        frame = parse_csv(body, max_records)
-        check_batch(len(frame), max_records, ["body"])
-        columns, where = from_frame(frame, model, ["body"])
-        return columns, where, ["body"], None
+        return from_frame(parse_csv(body, max_records), schema, ["body"], max_records), None
     request = validated(InvocationsRequest, parse_json(body))
     given = [name for name in FORMATS if getattr(request, name) is not None]
     if len(given) != 1:
         raise ApiError(422, ["body"], f"give exactly one of {', '.join(FORMATS)}")
-    fpr = (request.params or {}).get("fpr")
-    if fpr is not None and not (isinstance(fpr, (int, float)) and not isinstance(fpr, bool) and 0 < fpr < 1):
-        raise ApiError(422, ["body", "params", "fpr"], "fpr must be a number in (0, 1)")
-    key = given[0]
-    loc: Loc = ["body", key]
-    if request.dataframe_split is not None:
-        columns, where = _split(request.dataframe_split, model, max_records)
-    elif request.dataframe_records is not None:
-        check_batch(len(request.dataframe_records), max_records, loc)
-        columns, where = from_records(request.dataframe_records, model, loc)
-    else:
-        columns, where = _records_or_columns(getattr(request, key), model, max_records, loc)
-    check_json_numbers(columns, model, where)
-    return columns, where, loc, fpr
+    fpr = None if request.params is None else request.params.fpr
+    loc: Loc = ["body", given[0]]
+    split = request.dataframe_split
+    if split is not None:
+        data: Loc = [*loc, "data"]
+        if split.index is not None and len(split.index) != len(split.data):
+            raise ApiError(422, [*loc, "index"], "index length differs from data")
+        return from_rows(split.columns, split.data, schema, data, max_records), fpr
+    if request.dataframe_records is not None:
+        return from_records(request.dataframe_records, schema, loc, max_records), fpr
+    return _records_or_columns(getattr(request, given[0]), schema, loc, max_records), fpr
 
 
-def _split(split: DataframeSplit, model: LoadedModel, max_records: int) -> tuple[Columns, Where]:
-    loc: Loc = ["body", "dataframe_split", "data"]
-    check_batch(len(split.data), max_records, loc)
-    for i, row in enumerate(split.data):
-        if len(row) != len(split.columns):
-            raise ApiError(422, [*loc, i], "row length differs from columns")
-    if split.index is not None and len(split.index) != len(split.data):
-        raise ApiError(422, ["body", "dataframe_split", "index"], "index length differs from data")
-    records = [dict(zip(split.columns, row, strict=True)) for row in split.data]
-    columns, _ = from_records(records, model, loc)
-    position = {name: j for j, name in enumerate(split.columns)}
-    return columns, lambda i, column: [*loc, i] if column is None else [*loc, i, position[column]]
-
-
-def _records_or_columns(value: Any, model: LoadedModel, max_records: int, loc: Loc) -> tuple[Columns, Where]:
+def _records_or_columns(value: Any, schema: TabularSchema, loc: Loc, max_records: int) -> Records:
     """``inputs`` / ``instances``: a list of records, or an object of columns."""
     if isinstance(value, list):
-        for i, record in enumerate(value):
-            if not isinstance(record, dict):
-                raise ApiError(422, [*loc, i], "expected a record: an object of column: value")
-            for name, item in record.items():
-                _check_value(item, [*loc, i, name])
-        check_batch(len(value), max_records, loc)
-        return from_records(value, model, loc)
+        return from_records(value, schema, loc, max_records)
     if isinstance(value, dict):
-        for name, column in value.items():
-            if isinstance(column, list):
-                for i, item in enumerate(column):
-                    _check_value(item, [*loc, name, i])
-            else:
-                _check_value(column, [*loc, name])
-        lengths = [len(column) for column in value.values() if isinstance(column, list)]
-        check_batch(max(lengths, default=1), max_records, loc)
-        return from_table(value, model, loc)
+        return from_table(value, schema, loc, max_records)
     raise ApiError(422, loc, "expected a list of records or an object of columns")
-
-
-def _check_value(value: Any, loc: Loc) -> None:
-    if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise ApiError(422, loc, "expected a number, a string, a boolean or null")

@@ -4,11 +4,20 @@
 checked on a probe record and swapped in atomically. A version that fails leaves the old one serving
 and is counted; an unreachable registry changes nothing. URIs are resolved by ``anomaly_vae.registry``
 (mlflow is imported only for models:/ and runs:/ URIs: it takes seconds to import, and a model folder
-does not need it).
+does not need it). ``keep_current`` runs for the app's lifetime: it loads the first model, retrying until
+that works, then checks the alias every reload interval.
+
+In a worker process (serving/server.py), the objects the process holds once its first model is loaded
+(the imported modules and the model, a few hundred thousand objects that live as long as the process)
+are frozen out of the garbage collector's full passes, before the model is served: such a pass would
+otherwise walk all of them, a pause of 200-300 ms every few seconds under load, enough to set the p99
+latency (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +30,7 @@ from anomaly_vae.registry import alias_version, resolve
 from serving.metrics import Metrics, retire
 
 logger = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0  # between attempts at the first load
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,14 @@ class ModelStore:
         self.uri, self.metrics, self.device, self.on_swap = uri, metrics, device, on_swap
         self.current: LoadedModel | None = None
         self.refused: str | None = None  # a version that failed is not tried again until the alias moves on
+        self.freeze_on_first_load = False  # see the module's docstring
 
     def load_initial(self) -> None:
-        self._swap(load(self.uri, self.device))
+        model = load(self.uri, self.device)
+        if self.freeze_on_first_load and self.current is None:
+            gc.collect()  # the start-up's garbage first, so that none of it is frozen
+            gc.freeze()
+        self._swap(model)
 
     def reload_if_moved(self) -> bool:
         """Load the alias's new version if it moved; True when a new model was swapped in."""
@@ -90,3 +105,17 @@ class ModelStore:
         if self.on_swap is not None:
             self.on_swap(model)
         logger.info("serving %s version %s", model.name, model.version)
+
+
+async def keep_current(store: ModelStore, reload_interval_seconds: float) -> None:
+    """Load the first model (retried until it works), then follow the alias; 0 seconds: never reload.
+    Loading runs in a thread, so that requests (answered 503 meanwhile) and probes keep being answered."""
+    while store.current is None:
+        try:
+            await asyncio.to_thread(store.load_initial)
+        except Exception as error:
+            logger.error("model %s failed to load, retrying: %s", store.uri, error)
+            await asyncio.sleep(RETRY_SECONDS)
+    while reload_interval_seconds > 0:
+        await asyncio.sleep(reload_interval_seconds)
+        await asyncio.to_thread(store.reload_if_moved)

@@ -1,4 +1,9 @@
-"""Request and response bodies of the REST API (separate from library types)."""
+"""Request and response bodies of the REST API (separate from library types).
+
+The request models check a body's shape: its fields, their types (strictly: "0.5" is not a number,
+"yes" not a bool), lists of objects, and the fpr range. The records' values are checked where their
+columns are built (serving/records.py), then by the library.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from serving.errors import ApiError
 
+_SCALAR = WithJsonSchema({"type": ["number", "string", "boolean", "null"]})
+# One value of a record: checked by serving/records.py as it builds the columns (with the field path of
+# the request's format), then by the library.
+Value = Annotated[Any, _SCALAR]
+
 
 def _scalar(value: Any) -> Any:
     if value is not None and not isinstance(value, (str, int, float, bool)):
@@ -15,9 +25,11 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-# One value of a record. Checked by one validator, so that an error's loc ends at the field (a union of
-# types would add each type's name to it).
-Value = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["number", "string", "boolean", "null"]})]
+# A value that is not part of a record (the ignored index of dataframe_split). Checked by one validator,
+# so that an error's loc ends at the field (a union of types would add each type's name to it).
+Scalar = Annotated[Any, AfterValidator(_scalar), _SCALAR]
+# A false-positive rate for is_outlier, per request; the one place where it is checked.
+Fpr = Annotated[float | None, Field(gt=0, lt=1, description="false-positive rate for is_outlier")]
 FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")  # MLflow's JSON formats
 
 
@@ -25,7 +37,7 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # strict: "0.5" is not a number, "yes" not a bool
 
     records: list[dict[str, Value]] = Field(min_length=1, description="one object per record; null = missing")
-    fpr: float | None = Field(None, gt=0, lt=1, description="false-positive rate for is_outlier")
+    fpr: Fpr = None
     contributions: bool = Field(False, description="add contribution_<column> to each result")
 
 
@@ -48,7 +60,7 @@ class DataframeSplit(BaseModel):
 
     columns: list[str]
     data: list[list[Value]]
-    index: list[Value] | None = Field(None, description="ignored: predictions come in the order of data")
+    index: list[Scalar] | None = Field(None, description="ignored: predictions come in the order of data")
 
 
 _RECORDS_OR_COLUMNS = WithJsonSchema(
@@ -63,6 +75,14 @@ _RECORDS_OR_COLUMNS = WithJsonSchema(
 )
 
 
+class InvocationParams(BaseModel):
+    """MLflow's ``params``: ``fpr`` is used, other parameters are ignored."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    fpr: Fpr = None
+
+
 class InvocationsRequest(BaseModel):
     """MLflow's scoring protocol: exactly one of ``dataframe_split``, ``dataframe_records``, ``inputs``,
     ``instances`` (serving/invocations.py)."""
@@ -73,7 +93,7 @@ class InvocationsRequest(BaseModel):
     dataframe_records: list[dict[str, Value]] | None = None
     inputs: Annotated[Any, _RECORDS_OR_COLUMNS] = None  # checked in serving/invocations.py, with field paths
     instances: Annotated[Any, _RECORDS_OR_COLUMNS] = None
-    params: dict[str, Any] | None = None
+    params: InvocationParams | None = None
 
 
 class ModelDescription(BaseModel):

@@ -65,12 +65,16 @@ def serve(
     # concurrent requests, so each request runs on one thread.
     torch.set_num_threads(1)
     app = create_app(settings)
+    app.state.store.freeze_on_first_load = True  # this process lives to serve the model
     if sockets is not None:  # a shared port: load first, or the kernel may hand requests to a worker still loading
         try:
             app.state.store.load_initial()
         except Exception as error:  # the app's own loop retries, answering 503 meanwhile
             logger.error("model %s failed to load: %s", settings.model_uri, error)
-    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="warning")
+    # access_log: uvicorn would build each access line, which log_level "warning" then drops
+    config = uvicorn.Config(
+        app, host=host, port=port, timeout_graceful_shutdown=30, log_level="warning", access_log=False
+    )
     DrainingServer(config, app, settings.drain_seconds, on_started or (lambda bound: announce(host, bound))).run(
         sockets=sockets
     )
