@@ -50,10 +50,13 @@ def test_fpr_per_request_and_missing_values_as_null(server, train_frame):
     rows = records(train_frame.head(50))
     rows[0]["amount"] = None
     rows[1]["channel"] = None
+    rows[2]["tier"] = rows[2]["tier"].upper()  # "MID" is not "mid"
     loose = client.post("/v1/score", json={"records": rows, "fpr": 0.3}).json()["results"]
     strict = client.post("/v1/score", json={"records": rows, "fpr": 0.001}).json()["results"]
     assert sum(r["is_outlier"] for r in loose) > sum(r["is_outlier"] for r in strict)
     assert all(np.isfinite(r["neg_log_likelihood"]) for r in loose)
+    # "amount" never had a missing value in training, "channel" had: only the first null is unseen
+    assert [(r["missing_unseen"], r["unknown_categories"]) for r in loose[:4]] == [(1, 0), (0, 0), (0, 1), (0, 0)]
 
 
 def test_invocations_speaks_mlflows_protocol(server, train_frame):
