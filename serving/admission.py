@@ -27,8 +27,7 @@ class AdmissionControl:
 
     def __init__(self, app: ASGIApp, metrics: Metrics, max_in_flight: int) -> None:
         self.app, self.metrics, self.limit = app, metrics, max_in_flight
-        self.in_flight = 0
-        metrics.in_flight.set_function(lambda: self.in_flight)
+        self.in_flight = 0  # the gauge is moved with it: set_function is ignored in multiprocess mode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in LIMITED_PATHS:
@@ -45,7 +44,9 @@ class AdmissionControl:
             await send({"type": "http.response.body", "body": _BODY})
             return
         self.in_flight += 1
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            self.metrics.in_flight.dec()

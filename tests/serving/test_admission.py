@@ -39,3 +39,25 @@ def test_excess_requests_are_shed_with_retry_after_and_the_server_recovers(model
         text = client.get("/metrics").text
     assert f'anomaly_vae_requests_shed_total{{endpoint="/v1/score"}} {float(len(shed))}' in text
     assert "anomaly_vae_requests_in_flight 0.0" in text
+
+
+def test_the_in_flight_gauge_counts_in_multiprocess_mode(tmp_path, monkeypatch):
+    """Workers share metrics through files (PROMETHEUS_MULTIPROC_DIR), where a gauge's set_function is
+    ignored: the gauge must be moved by each request."""
+    import asyncio
+
+    from serving.admission import AdmissionControl
+    from serving.metrics import Metrics
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics = Metrics()
+    seen: list[float] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append(metrics.in_flight._value.get())
+
+    control = AdmissionControl(app, metrics, max_in_flight=4)
+    for path in ("/v1/score", "/healthz"):
+        asyncio.run(control({"type": "http", "path": path}, None, None))
+    assert seen == [1.0, 0.0]  # counted while scoring, not for a probe
+    assert metrics.in_flight._value.get() == 0.0
