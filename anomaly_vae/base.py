@@ -238,10 +238,15 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         ``fpr``, default ``self.fpr``) and, with ``contributions=True`` (tabular models),
         ``contribution_<column>`` for each column: its share of ``reconstruction_nll`` (they sum to it).
         """
+        fpr = self._fitted_fpr(fpr)  # first: it checks that the detector is fitted
+        return self._score_table(self._model_input(X), fpr, contributions)
+
+    def _fitted_fpr(self, fpr: float | None) -> float:
+        """``fpr``, or the model's own when None, checked; first checks that the detector is fitted."""
         check_is_fitted(self, "model_")
         fpr = self.fpr if fpr is None else fpr
         check_fpr(fpr)
-        return self._score_table(self._model_input(X), fpr, contributions)
+        return fpr
 
     def _score_table(self, data: ModelInput, fpr: float, contributions: bool) -> dict[str, np.ndarray]:
         scores, per_feature = self._score_data(data, per_feature=contributions)
@@ -284,8 +289,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def thresholds(self, fpr: float | None = None) -> dict[str, float]:
         """Calibrated threshold of each calibrated score at ``fpr`` (default ``self.fpr``)."""
-        check_is_fitted(self, "model_")
-        fpr = self.fpr if fpr is None else fpr
+        fpr = self._fitted_fpr(fpr)
         return {name: self.calibration_.threshold(name, fpr) for name in self.calibrated_scores}
 
     # ------------------------------------------------------------------ persistence

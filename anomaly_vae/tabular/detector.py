@@ -14,7 +14,6 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from anomaly_vae.base import MIN_FIT_ROWS, BaseDetector, check_positive_int
-from anomaly_vae.calibration import check_fpr
 from anomaly_vae.scoring import score_data
 from anomaly_vae.tabular.losses import elbo_loss, feature_nll
 from anomaly_vae.tabular.model import TabularVAE, VAEConfig
@@ -289,9 +288,7 @@ class VAEDetector(BaseDetector):
         """:meth:`score_columns` of the rows of X that can be scored, and the reason why each other row cannot
         (indexed by row position, as ``schema_.invalid_rows``): bad rows are set aside instead of raising.
         Validates once; the batch scorer's entry point."""
-        check_is_fitted(self, "model_")
-        fpr = self.fpr if fpr is None else fpr
-        check_fpr(fpr)
+        fpr = self._fitted_fpr(fpr)
         encoded, reasons = self.schema_.partition(self._columns(X))
         return self._score_table(self._tensor_data(encoded), fpr, contributions), reasons
 
@@ -312,7 +309,7 @@ class VAEDetector(BaseDetector):
         encoded = self.schema_.encode(self._columns(X))
         data = self._tensor_data(encoded)
         if scores is None:
-            scores = self._score_table(data, self.fpr, contributions=False)[self.default_score]
+            scores = self._score_data(data, per_feature=False)[0][self.default_score]
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (len(encoded),):
             raise ValueError(f"scores has shape {scores.shape}, expected ({len(encoded)},)")
