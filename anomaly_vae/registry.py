@@ -21,6 +21,10 @@ DETECTOR_ARTIFACT = "detector"  # the pyfunc model's artifact holding the detect
 SHOWN_NAMES = 10  # registered model names listed when a name is not found
 
 
+class NotAModelError(ValueError):
+    """What the URI names was fetched, and is not an anomaly-vae model: no retry will change that."""
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     name: str
@@ -61,7 +65,7 @@ def resolve(uri: str) -> ResolvedModel:
         raise ValueError(_not_found(uri, store, error)) from None
     folder = root / "artifacts" / DETECTOR_ARTIFACT
     if not (folder / META_FILE).is_file():
-        raise ValueError(f"{uri} is not an anomaly-vae model (no {DETECTOR_ARTIFACT} artifact)")
+        raise NotAModelError(f"{uri} is not an anomaly-vae model (no {DETECTOR_ARTIFACT} artifact)")
     return ResolvedModel(name, version, folder)
 
 

@@ -1,4 +1,5 @@
-"""`anomaly-vae score`: batch scoring of CSV or Parquet data, chunk by chunk, losing nothing.
+"""`anomaly-vae score`: batch scoring of CSV or Parquet data (tabular models) or of images (image models:
+see :mod:`pipelines.batch_images`), chunk by chunk, losing nothing.
 
 Every input row ends up either in the output (with its scores) or in the rejects file (with its row
 number, id columns and the reason), and the manifest checks that the two add up to the input. Files are
@@ -6,10 +7,10 @@ written under temporary names and renamed when complete: a killed job leaves no 
 rerun writes the same bytes. A job that rejects more than ``max_reject_fraction`` of its rows, or scores
 none, still writes everything and then raises :class:`TooManyRejects`, so a scheduler sees a failure.
 
-The manifest also totals what the model scored without having seen it in training (``missing_unseen``:
-missing values in columns that had none; ``unknown_categories``: categorical values outside the model's
-vocabulary), and says whether the model's calibration resolves the false-positive rate used
-(``fpr_resolvable``; below ``smallest_fpr`` no record can be flagged).
+For a tabular model the manifest also totals what it scored without having seen it in training
+(``missing_unseen``: missing values in columns that had none; ``unknown_categories``: categorical values
+outside the model's vocabulary). Every manifest says whether the model's calibration resolves the
+false-positive rate used (``fpr_resolvable``; below ``smallest_fpr`` no record can be flagged).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_REJECT_FRACTION = 0.05
 # per-record counts of the score table that the manifest totals over the scored rows
 TOTALLED = ("missing_unseen", "unknown_categories")
+TABLE_CHUNK = 100_000  # rows read and scored at a time by default (images: image_inputs.IMAGE_CHUNK)
+Chunk = TypeVar("Chunk")
 
 
 class TooManyRejects(RuntimeError):
@@ -54,32 +57,45 @@ def score_file(
     id_columns: Sequence[str] = (),
     fpr: float | None = None,
     contributions: int = 0,
-    chunk_rows: int = 100_000,
+    chunk_rows: int | None = None,
     max_reject_fraction: float = MAX_REJECT_FRACTION,
     progress: bool = True,
+    image_column: str | None = None,
+    maps: Path | None = None,
 ) -> dict[str, Any]:
     """Score ``input_path`` into ``output_path``; rejects and a manifest go beside it. Returns the manifest.
 
-    ``contributions``: add the top-K columns by contribution per row (``top1_column``, ``top1_nats``, ...).
+    The input follows the model's kind: a CSV or Parquet table for a tabular model; for an image model a
+    folder of images, a list of paths, a table whose ``image_column`` holds image bytes or paths, or a
+    ``.npy`` / ``.npz`` stack (see :mod:`pipelines.image_inputs`), rows keyed by ``name``, and with ``maps``
+    a folder of overlay PNGs of the flagged images. ``chunk_rows``: rows (images) read and scored at a time,
+    by default ``TABLE_CHUNK`` (``IMAGE_CHUNK``).
+    ``contributions`` (tabular): add the top-K columns by contribution per row (``top1_column``, ...).
     Raises :class:`TooManyRejects` (after writing every file) when more than ``max_reject_fraction`` of the
     rows were rejected or none was scored.
     """
     if not 0 <= max_reject_fraction <= 1:
         raise ValueError(f"max_reject_fraction must be in [0, 1], got: {max_reject_fraction}")
+    if chunk_rows is not None and chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got: {chunk_rows}")
     start = time.perf_counter()
     detector, identity = load_detector(model)
     resolution = _fpr_resolution(detector, detector.fpr if fpr is None else fpr)
     rejects_path = output_path.with_name(output_path.stem + ".rejects.csv")
     manifest_path = output_path.with_name(output_path.stem + ".manifest.json")
-    scoring = _Scoring(detector, list(id_columns), fpr, contributions)
-    counts = scoring.into_files(Path(input_path), output_path, rejects_path, chunk_rows, progress)
+    scoring, default_chunk = _scoring(
+        detector, Path(input_path), list(id_columns), fpr, contributions, image_column, maps
+    )
+    counts = scoring.into_files(Path(input_path), output_path, rejects_path, chunk_rows or default_chunk, progress)
     seconds = time.perf_counter() - start
     failure = _failure(counts, max_reject_fraction, rejects_path)
     manifest = {
         "input": str(input_path),
         "output": str(output_path),
         "rejects": str(rejects_path),
+        **({"maps": str(maps)} if maps is not None else {}),
         "model": identity,
+        "kind": detector.kind,
         "status": "failed" if failure else "succeeded",
         "failure": failure,
         **counts,
@@ -101,6 +117,29 @@ def score_file(
     if failure:
         raise TooManyRejects(failure, manifest)
     return manifest
+
+
+def _scoring(
+    detector: Any,
+    source: Path,
+    id_columns: list[str],
+    fpr: float | None,
+    contributions: int,
+    image_column: str | None,
+    maps: Path | None,
+) -> tuple[Any, int]:
+    """The scoring of ``source`` for the detector's kind, and its default chunk size."""
+    if detector.kind == "image":
+        from pipelines.batch_images import ImageScoring
+        from pipelines.image_inputs import IMAGE_CHUNK, ImageSource
+
+        if contributions:
+            raise ValueError("--contributions is for tabular models: an image model's per-pixel maps come with --maps")
+        images = ImageSource(source, image_column=image_column, id_columns=id_columns)
+        return ImageScoring(detector, images, fpr, maps), IMAGE_CHUNK
+    if image_column is not None or maps is not None:
+        raise ValueError("--image-column and --maps are for image models; this model is tabular")
+    return _Scoring(detector, id_columns, fpr, contributions), TABLE_CHUNK
 
 
 class _Scoring:
@@ -127,7 +166,8 @@ class _Scoring:
             AtomicTable(output_path) as output,
             tqdm(total=total, unit="row", unit_scale=True, desc="scoring", disable=not progress) as bar,
         ):
-            self.write_chunks(read_chunks(source, chunk_rows), output, rejects, bar)
+            chunks = (chunk for chunk in read_chunks(source, chunk_rows) if len(chunk))  # not header-only CSVs
+            write_chunks(chunks, self.chunk, output, rejects, bar)
             if not self.counts["rows_in"]:
                 raise no_rows(source)
             if self.counts["rows_scored"] + self.counts["rows_rejected"] != self.counts["rows_in"]:
@@ -136,25 +176,9 @@ class _Scoring:
             rejects.finish(pd.DataFrame({"row": pd.Series(dtype=np.int64), **{c: [] for c in ids}, "reason": []}))
         return self.counts
 
-    def write_chunks(self, chunks: Iterator[pd.DataFrame], output: AtomicTable, rejects: AtomicTable, bar: Any) -> None:
-        """Score each chunk into ``output`` and ``rejects``. The next chunk is read and the previous one
-        written in background threads while this one is scored (pyarrow and torch release the GIL). One
-        write at a time keeps the output in order and memory flat."""
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            written: Future[None] | None = None
-            for chunk in _prefetched(chunks):
-                if not len(chunk):  # a header-only CSV or an empty Parquet part
-                    continue
-                frame, rejected = self.chunk(chunk)
-                if written is not None:
-                    written.result()  # raises what the previous write raised
-                written = writer.submit(_write, output, frame, rejects, rejected)
-                bar.update(len(chunk))
-            if written is not None:
-                written.result()
-
-    def chunk(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-        """The scored rows of ``chunk`` (None when none could be scored) and its rejected rows; counts both."""
+    def chunk(self, chunk: pd.DataFrame) -> tuple[int, pd.DataFrame | None, pd.DataFrame]:
+        """The size of ``chunk``, its scored rows (None when none could be scored) and its rejected rows;
+        counts both."""
         absent_ids = [c for c in self.id_columns if c not in chunk.columns]
         if absent_ids:
             raise ValueError(f"id column(s) not in the input: {absent_ids}")
@@ -185,7 +209,7 @@ class _Scoring:
         self.counts["rows_in"] += len(chunk)
         self.counts["rows_scored"] += int(good.sum())
         self.counts["rows_rejected"] += int((~good).sum())
-        return frame, rejected
+        return len(chunk), frame, rejected
 
 
 def _fpr_resolution(detector: Any, fpr: float) -> dict[str, Any]:
@@ -219,7 +243,30 @@ def _failure(counts: dict[str, int], max_reject_fraction: float, rejects_path: P
     return None
 
 
-def _prefetched(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def write_chunks(
+    chunks: Iterator[Chunk],
+    score: Callable[[Chunk], tuple[int, pd.DataFrame | None, pd.DataFrame]],
+    output: AtomicTable,
+    rejects: AtomicTable,
+    bar: Any,
+) -> None:
+    """Score each chunk (``score`` gives its size, scored rows and rejected rows) into ``output`` and
+    ``rejects``. The next chunk is read and the previous one written in background threads while this one
+    is scored (pyarrow, Pillow and torch release the GIL). One write at a time keeps the output in order
+    and memory flat."""
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        written: Future[None] | None = None
+        for chunk in _prefetched(chunks):
+            size, frame, rejected = score(chunk)
+            if written is not None:
+                written.result()  # raises what the previous write raised
+            written = writer.submit(_write, output, frame, rejects, rejected)
+            bar.update(size)
+        if written is not None:
+            written.result()
+
+
+def _prefetched(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     """The chunks of ``chunks``, the next one read in a background thread while the caller works on this one."""
     with ThreadPoolExecutor(max_workers=1) as reader:
         upcoming = reader.submit(next, chunks, None)

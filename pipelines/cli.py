@@ -82,7 +82,18 @@ def command(commands: Commands, name: str, summary: str) -> argparse.ArgumentPar
 # ---------------------------------------------------------------------------------------------- train
 def add_train(commands: Commands) -> None:
     train = command(commands, "train", "train, calibrate, evaluate and register a model in MLflow")
-    train.add_argument("--data", required=True, type=Path, help="CSV, Parquet (file or folder) or .npz data set")
+    train.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="a table (CSV, Parquet file or folder) or an image data set (folder of PNG/JPEG, MVTec-AD tree, "
+        ".npz with array X, .npy)",
+    )
+    train.add_argument(
+        "--kind",
+        choices=["auto", "tabular", "image"],
+        help="the kind of data and model (data.kind; auto: image data sets as listed under --data, else tabular)",
+    )
     train.add_argument("--model-name", required=True, help="registered model name")
     train.add_argument("--alias", help="registry alias to point at the new version (e.g. champion)")
     train.add_argument(
@@ -123,7 +134,7 @@ def handle_train(args: argparse.Namespace) -> int:
     from pipelines.train import train_and_register
 
     drop = [name.strip() for names in args.drop_columns for name in names.split(",")]
-    settings = load_settings(args.config, args.overrides, drop_columns=drop, train_on=args.train_on)
+    settings = load_settings(args.config, args.overrides, drop_columns=drop, train_on=args.train_on, kind=args.kind)
     result = train_and_register(
         args.data, args.model_name, settings, alias=args.alias, label_column=args.label_column, output=args.output
     )
@@ -134,16 +145,27 @@ def handle_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- score
 def add_score(commands: Commands) -> None:
-    score = command(commands, "score", "score a CSV or Parquet file with a model")
+    score = command(commands, "score", "score a CSV or Parquet file (tabular model) or images (image model)")
     score.add_argument("--model", required=True, help=MODEL_URI)
-    score.add_argument("--input", required=True, type=Path, help="CSV or Parquet (file or folder of parts)")
+    score.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="tabular model: CSV or Parquet (file or folder of parts); image model: a folder of images, a .txt "
+        "list of image paths, a CSV or Parquet table with --image-column, or a .npy / .npz stack",
+    )
     score.add_argument("--output", required=True, type=Path, help="output file (.parquet or .csv)")
     score.add_argument(
         "--id-column",
         dest="id_columns",
         action="append",
         default=[],
-        help="column copied to the output to join results back (repeatable)",
+        help="column copied to the output to join results back (repeatable; image tables: the first one names "
+        "the images)",
+    )
+    score.add_argument("--image-column", help="image model, table input: the column of image bytes or paths")
+    score.add_argument(
+        "--maps", type=Path, metavar="DIR", help="image model: write an overlay PNG per flagged image to this folder"
     )
     score.add_argument(
         "--fpr", type=float, default=None, help="false-positive rate for is_outlier (default: the model's fpr)"
@@ -155,7 +177,9 @@ def add_score(commands: Commands) -> None:
         metavar="K",
         help="add the K columns that contributed most to each row's score",
     )
-    score.add_argument("--chunk-rows", type=int, default=100_000, help="rows read and scored at a time")
+    score.add_argument(
+        "--chunk-rows", type=int, help="rows (images) read and scored at a time (default: 100000 rows, 256 images)"
+    )
     score.add_argument(
         "--max-reject-fraction",
         type=float,
@@ -179,6 +203,8 @@ def handle_score(args: argparse.Namespace) -> int:
             contributions=args.contributions,
             chunk_rows=args.chunk_rows,
             max_reject_fraction=args.max_reject_fraction,
+            image_column=args.image_column,
+            maps=args.maps,
         )
     except TooManyRejects as failure:  # the job ran and wrote its files: 1, not 2 (could not run)
         print(json.dumps(failure.manifest, indent=1))
@@ -190,10 +216,15 @@ def handle_score(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------- sample
 def add_sample(commands: Commands) -> None:
-    sample = command(commands, "sample", "draw synthetic records from a model; compare them with data")
+    sample = command(commands, "sample", "draw synthetic records (or images) from a model; compare records with data")
     sample.add_argument("--model", required=True, help=MODEL_URI)
-    sample.add_argument("-n", type=int, required=True, help="number of records")
-    sample.add_argument("--output", required=True, type=Path, help="output file (.csv or .parquet)")
+    sample.add_argument("-n", type=int, required=True, help="number of records (images)")
+    sample.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="output file: .csv or .parquet; image model: a .png grid, or .npz (the images, and the grid beside it)",
+    )
     sample.add_argument("--seed", type=int, default=0, help="random seed (same seed, same records)")
     sample.add_argument("--context", help='conditional model: JSON of context values, e.g. {"merchant": "web"}')
     sample.add_argument("--context-from", type=Path, help="conditional model: draw contexts from this data's rows")
@@ -241,17 +272,32 @@ def handle_serve(args: argparse.Namespace) -> NoReturn:
 def add_drift(commands: Commands) -> None:
     drift = command(commands, "drift", "drift of a data set against the model's training profile")
     drift.add_argument("--model", required=True, help=MODEL_URI)
-    drift.add_argument("--data", required=True, type=Path, help="CSV, Parquet (file or folder) or .npz data set")
+    drift.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="CSV, Parquet (file or folder) or .npz data set; image model: as score's --input",
+    )
+    drift.add_argument("--image-column", help="image model, table data: the column of image bytes or paths")
     drift.add_argument("--report", type=Path, help="write a self-contained HTML report with plots here")
     drift.add_argument("--output", type=Path, help="write the statistics as JSON here (default: print them)")
-    drift.add_argument("--max-rows", type=int, default=200_000, help="sample larger data sets down to this")
+    drift.add_argument(
+        "--max-rows", type=int, default=200_000, help="sample larger data sets (rows, images) down to this"
+    )
     drift.set_defaults(handler=handle_drift)
 
 
 def handle_drift(args: argparse.Namespace) -> int:
     from pipelines.drift_report import alarm_summary, drift_file
 
-    summary = drift_file(args.model, args.data, report=args.report, output=args.output, max_rows=args.max_rows)
+    summary = drift_file(
+        args.model,
+        args.data,
+        report=args.report,
+        output=args.output,
+        max_rows=args.max_rows,
+        image_column=args.image_column,
+    )
     if args.output is None:
         print(json.dumps(summary, indent=1))
     verdict = "drift: " + alarm_summary(summary["alarms"]) if summary["drifted"] else "no drift"

@@ -1,10 +1,11 @@
 """Training configuration: a YAML or TOML file plus ``--set key=value`` overrides, validated up front.
 
 ```yaml
-detector:            # keyword arguments of anomaly_vae.VAEDetector
+detector:            # keyword arguments of anomaly_vae.VAEDetector (ImageVAEDetector for images)
   max_steps: 800
   hidden: [64, 32]
 data:
+  kind: auto         # tabular, image, or auto: folders of images, MVTec trees, .npz/.npy are images
   max_rows: 2000000  # sample larger data sets down to about this many rows
   drop_columns: [event_id]  # columns never used as features (also --drop-columns a,b)
   train_on: normal   # with a label column: fit on the rows labelled 0 only; "all": on every row
@@ -23,9 +24,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from anomaly_vae import VAEDetector
+from anomaly_vae import ImageVAEDetector, VAEDetector
+
+DETECTORS = {"tabular": VAEDetector, "image": ImageVAEDetector}
 
 
 class _Section(BaseModel):
@@ -34,6 +37,7 @@ class _Section(BaseModel):
 
 
 class DataSettings(_Section):
+    kind: Literal["auto", "tabular", "image"] = "auto"
     max_rows: int | None = Field(2_000_000, ge=100, strict=True)
     drop_columns: list[str] = Field([], strict=True)
     train_on: Literal["normal", "all"] = "normal"
@@ -60,23 +64,28 @@ class EvaluationSettings(_Section):
 
 
 class TrainSettings(_Section):
-    detector: dict[str, Any] = {}  # keyword arguments of VAEDetector
+    detector: dict[str, Any] = {}  # keyword arguments of VAEDetector or ImageVAEDetector (data.kind)
     data: DataSettings = DataSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
 
-    @field_validator("detector")
-    @classmethod
-    def _detector_arguments(cls, detector: dict[str, Any]) -> dict[str, Any]:
-        bad = sorted(set(detector) - set(VAEDetector().get_params()))
+    @model_validator(mode="after")
+    def _detector_arguments(self) -> TrainSettings:
+        """Settings that no detector of ``data.kind`` takes are refused (with "auto": neither kind)."""
+        kinds = list(DETECTORS) if self.data.kind == "auto" else [self.data.kind]
+        known = set().union(*(DETECTORS[kind]().get_params() for kind in kinds))
+        bad = sorted(set(self.detector) - known)
         if bad:
-            raise ValueError(f"unknown detector setting(s): {bad}; see help(anomaly_vae.VAEDetector)")
-        if "hidden" in detector:
-            detector = {**detector, "hidden": tuple(detector["hidden"])}
-        return detector
+            names = " or ".join(f"anomaly_vae.{DETECTORS[kind].__name__}" for kind in kinds)
+            raise ValueError(f"unknown detector setting(s): {bad}; see help({names})")
+        for name in ("hidden", "image_size"):  # tuples in the detector, lists in YAML
+            if isinstance(self.detector.get(name), list):
+                self.detector[name] = tuple(self.detector[name])
+        return self
 
 
 # What each checked value must be, for the error message of a value out of range or of the wrong type.
 _EXPECTED = {
+    "data.kind": "'auto', 'tabular' or 'image'",
     "data.max_rows": "an integer >= 100 or null",
     "data.drop_columns": "a list of column names (or one comma-separated string)",
     "data.train_on": "'normal' or 'all'",
@@ -92,9 +101,11 @@ def load_settings(
     *,
     drop_columns: Sequence[str] = (),
     train_on: str | None = None,
+    kind: str | None = None,
 ) -> TrainSettings:
     """The settings of ``path`` with the ``--set`` ``overrides``; ``drop_columns`` are added to
-    ``data.drop_columns`` and ``train_on``, when given, replaces ``data.train_on`` (the command's options)."""
+    ``data.drop_columns``; ``train_on`` and ``kind``, when given, replace ``data.train_on`` and
+    ``data.kind`` (the command's options)."""
     raw: dict[str, Any] = _read_file(Path(path)) if path else {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -108,6 +119,8 @@ def load_settings(
         options["drop_columns"] = [*settings.data.drop_columns, *drop_columns]
     if train_on is not None:
         options["train_on"] = train_on
+    if kind is not None:
+        options["kind"] = kind
     if not options:
         return settings
     return validate({**raw, "data": {**raw.get("data", {}), **options}})

@@ -20,28 +20,62 @@ import pandas as pd
 
 from anomaly_vae import VAEDetector
 from anomaly_vae.drift import bin_counts
+from anomaly_vae.image.profile import image_statistics
 from anomaly_vae.persistence import atomic_path
-from anomaly_vae.tabular.profile import DriftReport, FeatureProfile, n_tests
+from anomaly_vae.profile import DriftReport, FeatureProfile, n_tests
 from anomaly_vae.tabular.schema import decode_numeric
 from pipelines.data import read_table
 from pipelines.registry import load_detector
 
 logger = logging.getLogger(__name__)
 PLOTTED_FEATURES = 12  # the report plots the features with the highest PSI; the table lists all
+REJECT_EXAMPLES = 5  # the first rejected rows (images) and their reasons, in the JSON
 
 
 def drift_file(
-    model: str, data: Path, *, report: Path | None = None, output: Path | None = None, max_rows: int = 200_000
+    model: str,
+    data: Path,
+    *,
+    report: Path | None = None,
+    output: Path | None = None,
+    max_rows: int = 200_000,
+    image_column: str | None = None,
 ) -> dict[str, Any]:
     """Drift of the data set ``data`` against ``model``'s profile; returns the JSON-able result.
 
-    Rows that cannot be scored (wrong type, infinity) are left out and counted; a missing model column
-    is an error. Data sets above ``max_rows`` rows are sampled down while being read.
+    Rows that cannot be scored (wrong type, infinity; for an image model unreadable images or ones the
+    model cannot take) are left out and counted; a missing model column is an error. Data sets above
+    ``max_rows`` rows (images) are sampled down while being read. An image model reads a folder of images,
+    a list of paths, a table with ``image_column`` or a ``.npy`` / ``.npz`` stack (as ``score`` does), and
+    its features are image statistics (intensity, contrast, sharpness, size, aspect).
     """
     detector, identity = load_detector(model)
     if getattr(detector, "profile_", None) is None:
         raise ValueError(f"model {model} has no reference profile (trained before drift monitoring); retrain it")
-    frame = read_table(Path(data), max_rows=max_rows)
+    current: Any  # a frame of records, or a list of images
+    rejects: list[tuple[Any, str]]  # (row or name, reason)
+    if detector.kind == "image":
+        current, values, rejects = _image_data(detector, Path(data), image_column, max_rows)
+    elif image_column is not None:
+        raise ValueError("--image-column is for image models; this model is tabular")
+    else:
+        current, rejects = _table_data(detector, Path(data), max_rows)
+        values = current
+    scores = detector.decision_function(current)
+    result = detector.drift(current, scores=scores)
+    summary = {"model": identity, "data": str(data), "rows_rejected": len(rejects), **result.to_dict()}
+    if rejects:
+        summary["rejected_examples"] = [{"name": str(n), "reason": r} for n, r in rejects[:REJECT_EXAMPLES]]
+    if output is not None:
+        _write_atomic(Path(output), json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    if report is not None:
+        _write_atomic(Path(report), render_html(detector, result, values, scores, summary))
+    return summary
+
+
+def _table_data(detector: Any, data: Path, max_rows: int) -> tuple[pd.DataFrame, list[tuple[Any, str]]]:
+    """The rows of the table ``data`` the tabular model can score (its columns), and (row, reason) of the others."""
+    frame = read_table(data, max_rows=max_rows)
     names = list(detector.feature_names_in_)
     missing = [n for n in names if n not in frame.columns]
     if missing:
@@ -54,15 +88,22 @@ def drift_file(
     good[reasons.index.to_numpy(dtype=int)] = False
     if not good.any():
         raise ValueError(f"{data}: no row can be scored" + (f" (first: {reasons.iloc[0]})" if len(reasons) else ""))
-    current = frame.loc[good, names].reset_index(drop=True)
-    scores = detector.decision_function(current)
-    result = detector.drift(current, scores=scores)
-    summary = {"model": identity, "data": str(data), "rows_rejected": int((~good).sum()), **result.to_dict()}
-    if output is not None:
-        _write_atomic(Path(output), json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    if report is not None:
-        _write_atomic(Path(report), render_html(detector, result, current, scores, summary))
-    return summary
+    return frame.loc[good, names].reset_index(drop=True), list(reasons.items())
+
+
+def _image_data(
+    detector: Any, data: Path, image_column: str | None, max_images: int
+) -> tuple[list[np.ndarray], pd.DataFrame, list[tuple[Any, str]]]:
+    """The images of ``data`` the image model can score (as read), their statistics (the profile's
+    features, one row per image), and (name, reason) of the others."""
+    from pipelines.image_inputs import ImageSource, read_valid_images
+
+    source = ImageSource(data, image_column=image_column)
+    images, names, rejects = read_valid_images(detector, source, max_images=max_images)
+    if not images:
+        first = f" (first: {rejects[0][0]}: {rejects[0][1]})" if rejects else ""
+        raise ValueError(f"{data}: no image can be scored{first}")
+    return images, pd.DataFrame(image_statistics(images), index=names), rejects
 
 
 def alarm_summary(alarms: list[str]) -> str:
@@ -112,15 +153,17 @@ def _bars(
     ax.legend(fontsize=7)
 
 
-def feature_figure(detector: VAEDetector, profile: FeatureProfile, drift: Any, values: pd.Series) -> str:
-    """Reference vs current shares per PSI bin; for numeric features also both CDFs in raw units."""
+def feature_figure(detector: Any, profile: FeatureProfile, drift: Any, values: pd.Series) -> str:
+    """Reference vs current shares per PSI bin; for numeric features also both CDFs in raw units (an image
+    model's profile keeps its statistics' sketches in raw units already)."""
     numeric = profile.kind == "numeric"
     fig, axes = plt.subplots(1, 2 if numeric else 1, figsize=(10 if numeric else 5.5, 3.4), squeeze=False)
     title = f"{drift.name}: PSI {drift.psi:.3f}"
     _bars(axes[0, 0], drift.bins, drift.reference, drift.current, title)
     if numeric:
-        column = next(c for c in detector.schema_.columns if c.name == profile.name)
-        sketch = decode_numeric(np.asarray(profile.sketch), column)
+        sketch = np.asarray(profile.sketch)
+        if isinstance(detector, VAEDetector):
+            sketch = decode_numeric(sketch, next(c for c in detector.schema_.columns if c.name == profile.name))
         current = np.sort(pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=np.float64))
         ax = axes[0, 1]
         ax.step(sketch, (np.arange(len(sketch)) + 0.5) / len(sketch), where="post", label="reference (training)")
@@ -130,7 +173,7 @@ def feature_figure(detector: VAEDetector, profile: FeatureProfile, drift: Any, v
     return _png(fig)
 
 
-def score_figure(detector: VAEDetector, report: DriftReport, scores: np.ndarray) -> str:
+def score_figure(detector: Any, report: DriftReport, scores: np.ndarray) -> str:
     profile = detector.profile_
     assert profile is not None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -147,8 +190,10 @@ def score_figure(detector: VAEDetector, report: DriftReport, scores: np.ndarray)
 
 
 def render_html(
-    detector: VAEDetector, report: DriftReport, current: pd.DataFrame, scores: np.ndarray, summary: dict[str, Any]
+    detector: Any, report: DriftReport, values: pd.DataFrame, scores: np.ndarray, summary: dict[str, Any]
 ) -> str:
+    """The self-contained HTML report; ``values``: the compared records' feature values (an image model's:
+    the image statistics), one column per profiled feature."""
     profile = detector.profile_
     assert profile is not None
     profiles = {f.name: f for f in profile.features}
@@ -184,17 +229,18 @@ def render_html(
         for f in ordered
     )
     figures = "".join(
-        f"<h3>{esc(f.name)}</h3>" + feature_figure(detector, profiles[f.name], f, current[f.name])
+        f"<h3>{esc(f.name)}</h3>" + feature_figure(detector, profiles[f.name], f, values[f.name])
         for f in ordered[:PLOTTED_FEATURES]
     )
     model = summary["model"]
+    unit = "images" if detector.kind == "image" else "rows"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Drift report: {esc(str(model["name"]))}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 10px;text-align:left}}
 tr.drifted{{background:#fdd}}table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
 <h1>Drift report</h1>
 <p>Model {esc(str(model["name"]))} version {esc(str(model["version"]))}; data {esc(summary["data"])}.
-Reference: {profile.n_reference} training rows, {profile.n_calibration} calibration rows.</p>
+Reference: {profile.n_reference} training {unit}, {profile.n_calibration} calibration {unit}.</p>
 <p>{esc(flag_rule(report))}</p>
 <table>{head}</table>
 <h2>Features (highest PSI first)</h2>

@@ -79,19 +79,20 @@ def metrics(labels: np.ndarray, scores: pd.DataFrame, score: str) -> dict[str, f
     }
 
 
-def report(values: dict[str, float], counts: dict[str, Any], fpr: float, train_on: str) -> None:
-    """Log the evaluation (two lines), and a warning when the test AUROC is below chance."""
-    learned = "rows labelled normal" if train_on == "normal" else "rows, anomalies included (train_on: all)"
+def report(values: dict[str, float], counts: dict[str, Any], fpr: float, train_on: str, unit: str = "rows") -> None:
+    """Log the evaluation (two lines), and a warning when the test AUROC is below chance. ``unit``: what
+    the records are ("rows", "images")."""
+    learned = f"{unit} labelled normal" if train_on == "normal" else f"{unit}, anomalies included (train_on: all)"
     normal, anomalous = counts["test_normal_rows"], counts["test_anomalous_rows"]
     logger.info(
-        f"evaluation on {counts['test_rows']:,} held-out rows ({normal:,} normal, {anomalous:,} anomalous); "
+        f"evaluation on {counts['test_rows']:,} held-out {unit} ({normal:,} normal, {anomalous:,} anomalous); "
         f"the model learned from {counts['train_rows']:,} {learned}:"
     )
     logger.info(
         f"  AUROC {values['test_auroc']:.3f}, AUPR {values['test_aupr']:.3f}; is_outlier at fpr={fpr:g}: "
         f"precision {values['test_precision']:.3f}, recall {values['test_recall']:.3f} (flagged "
         f"{values['test_flagged_anomalous_rows']:,.0f} of {anomalous:,} anomalous and "
-        f"{values['test_flagged_normal_rows']:,.0f} of {normal:,} normal rows)"
+        f"{values['test_flagged_normal_rows']:,.0f} of {normal:,} normal {unit})"
     )
     if values["test_auroc"] < 0.5:
         logger.warning("WARNING: %s", inverted_labels_warning(values["test_auroc"]))

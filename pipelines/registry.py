@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anomaly_vae import VAEDetector
+import anomaly_vae
+from anomaly_vae.base import BaseDetector
 from anomaly_vae.registry import resolve, tracking_uri
 
 EMBEDDED_ARTIFACTS = "mlartifacts"  # the embedded store's artifact folder, in the working directory
@@ -42,11 +43,12 @@ def ensure_experiment(name: str = EXPERIMENT) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-def load_detector(uri: str, *, device: str = "cpu") -> tuple[VAEDetector, dict[str, str]]:
-    """A detector from a local model folder or an MLflow model URI, and the name and version loaded.
+def load_detector(uri: str, *, device: str = "cpu") -> tuple[BaseDetector, dict[str, str]]:
+    """A detector of either kind (``detector.kind``: "tabular" or "image") from a local model folder or an
+    MLflow model URI, and the name and version loaded.
 
     The URI is resolved by ``anomaly_vae.registry.resolve``: an alias is pinned to one version, and a
     model the registry lacks is a one-line ``ValueError`` saying what it holds.
     """
     model = resolve(uri)
-    return VAEDetector.load(model.folder, device=device), {"name": model.name, "version": model.version}
+    return anomaly_vae.load(model.folder, device=device), {"name": model.name, "version": model.version}

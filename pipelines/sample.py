@@ -1,4 +1,5 @@
-"""`anomaly-vae sample`: synthetic records from a model, optionally compared with real data.
+"""`anomaly-vae sample`: synthetic records from a model, optionally compared with real data; for an image
+model, generated images as a grid PNG (and the array as ``.npz``): what the model thinks normal looks like.
 
 For a conditional model the context of each record comes from ``--context`` (one value per context
 column, shared by all records) or from the context columns of rows drawn at random from a data file
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from anomaly_vae import ImageVAEDetector, VAEDetector
+from anomaly_vae.image.pictures import encode_png, grid, to_rgb, upscale
+from anomaly_vae.persistence import atomic_path
 from pipelines.data import AtomicTable, read_table
 from pipelines.registry import load_detector
 
@@ -33,10 +38,18 @@ def sample_to_file(
     report: Path | None = None,
 ) -> dict[str, Any]:
     """Write ``n`` samples to ``output`` (CSV or Parquet, atomically); with ``compare``, also the fidelity
-    numbers (returned, and as JSON beside ``report``) and the plot ``report``."""
+    numbers (returned, and as JSON beside ``report``) and the plot ``report``. For an image model see
+    :func:`sample_images`."""
+    detector, identity = load_detector(model)
+    if detector.kind == "image":
+        options = {"--context": context, "--context-from": context_from, "--compare": compare, "--report": report}
+        given = [flag for flag, value in options.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: for tabular models; this model is an image model")
+        return sample_images(detector, identity, n, Path(output), seed=seed)
+    assert isinstance(detector, VAEDetector)
     if report is not None and compare is None:
         raise ValueError("--report needs --compare DATA: the plot compares samples with data")
-    detector, identity = load_detector(model)
     context_names = [c.name for c in detector.schema_.columns if c.context]
     data = read_table(compare, max_rows=MAX_COMPARE_ROWS) if compare is not None else None
     if context_names and context is None:
@@ -68,6 +81,40 @@ def sample_to_file(
             Path(report).with_suffix(".json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     logger.info("wrote %d samples to %s", n, output)
     return summary
+
+
+def sample_images(
+    detector: ImageVAEDetector, identity: dict[str, str], n: int, output: Path, *, seed: int | None = 0
+) -> dict[str, Any]:
+    """Write ``n`` images drawn from an image model as a grid PNG: at ``output`` when it ends in ``.png``;
+    beside it (same name, ``.png``) when it ends in ``.npz``, which gets the images as ``X`` (float32
+    (n, H, W, C) in [0, 1], readable by ``score`` and ``images grid``). Both written atomically."""
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise ValueError(f"{output}: an image model's samples go to a .png grid or a .npz array file")
+    samples = np.asarray(detector.sample(n, random_state=seed), dtype=np.float32)
+    picture = output.with_suffix(".png")
+    if suffix == ".npz":
+        with atomic_path(output) as staging, open(staging, "wb") as handle:
+            np.savez(handle, X=samples)
+    with atomic_path(picture) as staging:
+        staging.write_bytes(encode_png(sample_grid(samples)))
+    logger.info("wrote %d samples to %s", n, output)
+    summary = {"model": identity, "kind": "image", "images": n, "output": str(output), "grid": str(picture)}
+    return summary | {"image_shape": list(samples.shape[1:])}
+
+
+def sample_grid(samples: np.ndarray) -> np.ndarray:
+    """(n, H, W, C) images in [0, 1] as one uint8 RGB picture: about square, row by row, blank tiles at the end
+    of the last row, each tile enlarged to at least ``MIN_TILE_PIXELS`` per side."""
+    from pipelines.images import MIN_TILE_PIXELS
+
+    n = len(samples)
+    columns = math.ceil(math.sqrt(n))
+    tiles = upscale(to_rgb(samples), MIN_TILE_PIXELS)
+    blank = np.ones((columns * math.ceil(n / columns) - n, *tiles.shape[1:]), dtype=tiles.dtype)
+    tiles = np.concatenate([tiles, blank])
+    return grid([tiles[start : start + columns] for start in range(0, len(tiles), columns)])
 
 
 def parse_context(text: str | None) -> dict[str, Any] | None:

@@ -1,7 +1,10 @@
 """`anomaly-vae train`: load, split, fit, calibrate, evaluate, and register the model in MLflow.
 
-The label column and the columns to drop (``data.drop_columns``) are removed before anything else; the
-held-out evaluation part and the training rows are chosen by :func:`pipelines.evaluation.split`. A model
+Tables train a :class:`VAEDetector`, image data sets (a folder of images, an MVTec-AD tree, ``.npz`` /
+``.npy``; or any data with ``--kind image``) an :class:`ImageVAEDetector`, through the same steps: see
+:mod:`pipelines.image_training` for what differs. For a table, the label column and the columns to drop
+(``data.drop_columns``) are removed before anything else; the held-out evaluation part and the training
+rows are chosen by :func:`pipelines.evaluation.split`. A model
 is registered only when calibration succeeded (the calibration set reaches the configured false-positive
 rate) and the evaluation floors, when configured, are met; otherwise the run is marked failed and the
 error says why. Fit knows the size of its calibration set before it trains, so a set too small for the
@@ -14,7 +17,9 @@ import logging
 import math
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,9 +28,11 @@ import numpy as np
 import pandas as pd
 
 import anomaly_vae
-from anomaly_vae import VAEDetector
+from anomaly_vae import ImageVAEDetector, VAEDetector
+from anomaly_vae.base import BaseDetector
 from anomaly_vae.calibration import UnresolvableFprWarning
-from pipelines import evaluation, plots
+from anomaly_vae.image.datasets import is_image_dataset
+from pipelines import evaluation, image_training, plots
 from pipelines.config import TrainSettings
 from pipelines.data import read_table, split_labels
 from pipelines.pyfunc_model import DETECTOR_ARTIFACT, model_signature
@@ -67,33 +74,43 @@ def train_and_register(
     output: Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    frame, labels = _read(data, settings, label_column)
+    kind = data_kind(data, settings.data.kind)
     params = {"random_state": 0, **settings.detector, "progress": progress}
-    detector = VAEDetector(**params)
-    detector._check_params()  # bad settings fail before any run is created
-    _check_column_options(detector, frame, settings.data.drop_columns)
-    rows = evaluation.split(frame, labels, settings.evaluation.test_fraction, settings.data.train_on)
+    job = (
+        _image_job(data, settings, label_column, params)
+        if kind == "image"
+        else _tabular_job(data, settings, label_column, params)
+    )
+    detector, rows = job.detector, job.rows
     tracking_uri = configure_tracking()
     experiment_id = ensure_experiment()
     output = Path(output or tempfile.mkdtemp(prefix="anomaly-vae-"))
     output.mkdir(parents=True, exist_ok=True)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{model_name}") as run:
-        mlflow.set_tags({"data": str(data), "label_column": str(label_column), "anomaly_vae": anomaly_vae.__version__})
+        tags = {
+            "data": str(data),
+            "kind": kind,
+            "label_column": str(label_column),
+            "anomaly_vae": anomaly_vae.__version__,
+        }
+        mlflow.set_tags(tags)
         mlflow.log_params({f"detector.{k}": v for k, v in detector.get_params().items()})
         mlflow.log_params({f"data.{k}": v for k, v in settings.data.model_dump().items()} | rows.counts)
         mlflow.log_params({f"evaluation.{k}": v for k, v in settings.evaluation.model_dump().items()})
         _fit(detector, rows.train)
-        scores = detector.score_frame(rows.test, contributions=True)
+        scores = detector.score_frame(rows.test, contributions=kind == "tabular")
         metrics = _calibration_metrics(detector)
         if rows.test_labels is not None:
             metrics |= evaluation.metrics(rows.test_labels, scores, detector.default_score)
-            evaluation.report(metrics, rows.counts, detector.fpr, settings.data.train_on)
+            metrics |= job.extra_metrics(detector)
+            evaluation.report(metrics, rows.counts, detector.fpr, settings.data.train_on, job.unit)
             if metrics["test_auroc"] < 0.5:
                 mlflow.set_tag("warning", evaluation.inverted_labels_warning(metrics["test_auroc"]))
         mlflow.log_metrics(metrics)
-        _log_pictures(detector, scores, rows.test_labels, output)
+        for path in job.pictures(detector, scores, output):
+            mlflow.log_artifact(str(path), artifact_path="plots")
         _check(detector, metrics, settings)
-        model_version = _log_model(detector, rows.test, model_name)
+        model_version = _log_model(detector, job.example, model_name)
         if alias:
             mlflow.MlflowClient().set_registered_model_alias(model_name, alias, model_version)
     logger.info(
@@ -105,6 +122,50 @@ def train_and_register(
         tracking_uri,
     )
     return TrainResult(run.info.run_id, model_name, model_version, alias, metrics, output)
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What one kind of data brings to the job: its detector, the training and evaluation parts, the
+    pictures of the run, the metrics beyond the common ones, and the pyfunc model's input example."""
+
+    detector: BaseDetector
+    rows: evaluation.Split
+    pictures: Callable[[Any, pd.DataFrame, Path], list[Path]]
+    example: pd.DataFrame
+    unit: str  # what a record is called: "rows", "images"
+    extra_metrics: Callable[[Any], dict[str, float]] = lambda detector: {}
+
+
+def data_kind(data: Path, kind: str) -> str:
+    """``kind`` ("tabular" or "image"), or for "auto" the kind of the data set at ``data``: a folder of
+    images, an MVTec-AD tree or a ``.npz`` / ``.npy`` file is an image data set, anything else a table."""
+    if kind != "auto":
+        return kind
+    return "image" if is_image_dataset(data) else "tabular"
+
+
+def _tabular_job(data: Path, settings: TrainSettings, label_column: str | None, params: dict[str, Any]) -> TrainingJob:
+    frame, labels = _read(data, settings, label_column)
+    detector = VAEDetector(**params)
+    detector._check_params()  # bad settings fail before any run is created
+    _check_column_options(detector, frame, settings.data.drop_columns)
+    rows = evaluation.split(frame, labels, settings.evaluation.test_fraction, settings.data.train_on)
+    pictures = partial(_tabular_pictures, labels=rows.test_labels)
+    return TrainingJob(detector, rows, pictures, rows.test.head(5), "rows")
+
+
+def _image_job(data: Path, settings: TrainSettings, label_column: str | None, params: dict[str, Any]) -> TrainingJob:
+    if settings.data.drop_columns:
+        raise ValueError("data.drop_columns (--drop-columns) applies to tables, not to an image data set")
+    detector = ImageVAEDetector(**params)
+    detector._check_params()
+    parts = image_training.split(data, label_column, settings.evaluation.test_fraction, settings.data.train_on)
+    rows = parts.rows
+    pictures = partial(image_training.log_pictures, images=rows.test, labels=rows.test_labels)
+    masks = parts.test_masks
+    extra = (lambda d: image_training.pixel_metrics(d, rows.test, masks)) if masks is not None else (lambda d: {})
+    return TrainingJob(detector, rows, pictures, image_training.input_example(rows.test), "images", extra)
 
 
 def _read(data: Path, settings: TrainSettings, label_column: str | None) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -134,7 +195,7 @@ def _check_column_options(detector: VAEDetector, frame: pd.DataFrame, dropped: l
             raise ValueError(f"detector.{option} names column(s) not in the data: {absent}")
 
 
-def _fit(detector: VAEDetector, rows: pd.DataFrame) -> None:
+def _fit(detector: BaseDetector, rows: Any) -> None:
     """Fit on ``rows``. Fit knows the calibration set's size before training starts; one too small to
     resolve the detector's fpr refuses the model right then instead of after the training."""
     with warnings.catch_warnings():
@@ -145,7 +206,7 @@ def _fit(detector: VAEDetector, rows: pd.DataFrame) -> None:
             _refuse([f"calibration failed, before training: {warning} (setting detector.fpr)"])
 
 
-def _calibration_metrics(detector: VAEDetector) -> dict[str, float]:
+def _calibration_metrics(detector: BaseDetector) -> dict[str, float]:
     metrics = {
         "calibration_rows": float(detector.calibration_.size),
         "best_step": float(detector.history_.best_step),
@@ -156,7 +217,7 @@ def _calibration_metrics(detector: VAEDetector) -> dict[str, float]:
     return metrics
 
 
-def _check(detector: VAEDetector, metrics: dict[str, float], settings: TrainSettings) -> None:
+def _check(detector: BaseDetector, metrics: dict[str, float], settings: TrainSettings) -> None:
     problems = []
     if not math.isfinite(detector.threshold_):
         problems.append(
@@ -180,18 +241,19 @@ def _refuse(problems: list[str]) -> NoReturn:
     raise RegistrationRefused("model not registered: " + "; ".join(problems))
 
 
-def _log_pictures(detector: VAEDetector, scores: pd.DataFrame, labels: Any, output: Path) -> None:
+def _tabular_pictures(detector: VAEDetector, scores: pd.DataFrame, output: Path, *, labels: Any) -> list[Path]:
     # Without a label column the plotted rows are a sample of the training data itself (evaluation.split).
     rows = "held-out test rows" if labels is not None else f"{len(scores):,} of the training rows (no label column)"
     plots.loss_curves(detector, output / "loss_curves.png")
     plots.score_distribution(detector, scores, labels, output / "score_distribution.png", rows=rows)
     plots.contribution_summary(scores, output / "contributions.csv", output / "contributions.png", rows=rows)
-    for name in ("loss_curves.png", "score_distribution.png", "contributions.csv", "contributions.png"):
-        mlflow.log_artifact(str(output / name), artifact_path="plots")
+    return [
+        output / name
+        for name in ("loss_curves.png", "score_distribution.png", "contributions.csv", "contributions.png")
+    ]
 
 
-def _log_model(detector: VAEDetector, sample: pd.DataFrame, model_name: str) -> str:
-    example = sample.head(5)
+def _log_model(detector: BaseDetector, example: pd.DataFrame, model_name: str) -> str:
     with tempfile.TemporaryDirectory() as folder:
         detector.save(Path(folder) / DETECTOR_ARTIFACT)
         info = mlflow.pyfunc.log_model(

@@ -1,10 +1,13 @@
 """Admission control: beyond ``max_in_flight`` scoring requests, answer 503 at once instead of queueing.
 
-Scoring runs on the event loop, so every admitted request waits for the ones ahead of it. Without a
-limit, load past capacity grows the queue, and with it every request's latency, without bound; with
-one, excess requests get ``503`` + ``Retry-After`` before their body is read, so clients (and load
-balancers) can retry elsewhere while admitted requests keep their latency. Only the scoring endpoints
-are limited: probes and /metrics always answer.
+A worker scores on one core (on the event loop, or in its one offload thread for large requests:
+serving/offload.py), so every admitted request waits for the ones ahead of it. Without a limit, load
+past capacity grows the queue, and with it every request's latency, without bound; with one, excess
+requests get ``503`` + ``Retry-After`` before their body is read, so clients (and load balancers) can
+retry elsewhere while admitted requests keep their latency. A request counts as in flight until its
+answer is sent, including while its work waits for the offload thread. Only the scoring endpoints are
+limited: probes and /metrics always answer. The 503s are counted in the request metrics like any other
+answer (serving/request_metrics.py) and in ``anomaly_vae_requests_shed_total``.
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.store, app.state.metrics, app.state.settings = services.store, services.metrics, services.settings
     app.state.draining = False
-    app.add_middleware(RequestMetrics, metrics=services.metrics)
     max_in_flight = services.settings.max_in_flight
-    app.add_middleware(AdmissionControl, metrics=services.metrics, max_in_flight=max_in_flight)  # outermost
+    app.add_middleware(AdmissionControl, metrics=services.metrics, max_in_flight=max_in_flight)
+    # outermost, so that admission control's 503s are counted and timed as every other answer
+    app.add_middleware(RequestMetrics, metrics=services.metrics)
     add_error_handlers(app)
     # FastAPI matches a path against included routers in order: scoring, nearly every request, comes first
     for router in (score.router, model.router, probes.router):

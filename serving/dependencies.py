@@ -19,18 +19,21 @@ from serving.drift import DriftMonitor
 from serving.errors import ApiError
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
+from serving.offload import Offload
 from serving.settings import Settings
 
 
 @dataclass(frozen=True)
 class Services:
-    """One app's metrics, model store, drift monitor and micro-batcher, and the settings they follow."""
+    """One app's metrics, model store, drift monitor, micro-batcher and offload thread, and the settings
+    they follow."""
 
     settings: Settings
     metrics: Metrics
     store: ModelStore
     monitor: DriftMonitor
     batcher: ScoreBatcher
+    offload: Offload  # runs large requests' CPU work off the event loop
     token: bytes | None  # the bearer token's bytes; None: no authentication
 
     @classmethod
@@ -47,7 +50,8 @@ class Services:
         # the settings allow visible ASCII tokens only; compared as bytes, since a client may send any bytes
         secret = settings.auth_token
         token = None if secret is None else secret.get_secret_value().encode("ascii")
-        return cls(settings, metrics, store, monitor, ScoreBatcher(metrics, monitor), token)
+        offload = Offload()
+        return cls(settings, metrics, store, monitor, ScoreBatcher(metrics, monitor, offload), offload, token)
 
 
 def services(request: Request) -> Services:

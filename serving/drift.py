@@ -8,10 +8,18 @@ the gauges. The interval bounds the share of time the statistics compete with re
 (measured: evaluating windows back to back multiplied the p99 latency). A window that completes while
 the previous one is still being computed is skipped and counted.
 
+Alarms: besides the statistics, each window publishes the report's calibrated flags
+(``DriftReport.alarms``: a test rejecting at the report's Bonferroni level AND an effect floor, see
+``DriftThresholds``) as 0/1 gauges: per feature its distribution and its missing rate, and the score, the
+latent codes, the outlier count, and any of them. The alert rules use these, not the raw statistics, so
+their false-alarm rate is the measured one of docs/drift.md. The first records a new model scores
+clear the alarms until its first window.
+
 Cardinality: per-feature series exist for at most ``drift_max_features`` features. With more features
-than that, each window exports the ones with the highest PSI in that window (series of features that
-drop out are removed), so the worst features are always visible; ``anomaly_vae_drift_feature_psi_max``
-and ``anomaly_vae_drift_features_drifted`` summarise every feature, exported or not.
+than that, each window exports the flagged features first, then those with the highest PSI in that
+window (series of features that drop out are removed), so the worst features are always visible;
+``anomaly_vae_drift_feature_psi_max`` and ``anomaly_vae_drift_features_drifted`` summarise every
+feature, exported or not.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from prometheus_client import Gauge
 
-from anomaly_vae.tabular.profile import DriftReport
+from anomaly_vae.profile import DriftReport
 from serving.metrics import Metrics, retire
 from serving.model_store import LoadedModel
 
@@ -80,8 +88,13 @@ class DriftMonitor:
         """A new model: drop the old window and series, say whether drift can be computed."""
         self._chunks.clear()
         self._buffered = self._since_last = 0
-        self._model = model
+        previous, self._model = self._model, model
         self._publish_features(None)
+        # the old model's alarms are not this one's; at start-up there are none, and setting 0 would hide
+        # another worker's more recent window (the gauges' multiprocess mode keeps the most recent value)
+        if previous is not None:
+            for gauge in self._alarm_gauges():
+                gauge.set(0)
         if model.detector.profile_ is None:
             logger.warning("model %s version %s has no reference profile: no drift", model.name, model.version)
 
@@ -90,7 +103,9 @@ class DriftMonitor:
             names = list(chunks[0][0])
             columns = {name: np.concatenate([c[name] for c, _ in chunks])[-self.window :] for name in names}
             scores = np.concatenate([s for _, s in chunks])[-self.window :]
-            report = model.detector.drift(columns, scores=scores)
+            # an image model's window is one column of images (serving/images.py), scored as a list
+            inputs = list(columns["image"]) if model.detector.kind == "image" else columns
+            report = model.detector.drift(inputs, scores=scores)
         except Exception:
             logger.exception("drift window failed")
             return
@@ -107,17 +122,32 @@ class DriftMonitor:
         m.drift_latent.set(report.latent_kl)
         m.drift_feature_psi_max.set(max(f.psi for f in report.features))
         m.drift_features_drifted.set(len(report.drifted_features))
+        alarms = set(report.alarms)
+        m.drift_score_alarm.set(int("score" in alarms))
+        m.drift_latent_alarm.set(int("latent" in alarms))
+        m.drift_outlier_alarm.set(int("outlier_rate" in alarms))
         m.drift_alarm.set(int(report.drifted))
         self._publish_features(report)
         m.drift_windows.inc()
 
-    def _publish_features(self, report: DriftReport | None) -> None:
-        """Per-feature series for at most ``max_features`` features: those with the highest PSI."""
+    def _alarm_gauges(self) -> list[Gauge]:
         m = self.metrics
-        chosen = [] if report is None else sorted(report.features, key=lambda f: -f.psi)[: self.max_features]
+        return [m.drift_score_alarm, m.drift_latent_alarm, m.drift_outlier_alarm, m.drift_alarm]
+
+    def _publish_features(self, report: DriftReport | None) -> None:
+        """Per-feature series for at most ``max_features`` features: the flagged ones, then those with the
+        highest PSI (so that an alarm is exported whenever the cap leaves room for it)."""
+        m = self.metrics
+        features = [] if report is None else report.features
+        chosen = sorted(features, key=lambda f: (not f.drifted, -f.psi))[: self.max_features]
         exported: dict[str, list[Gauge]] = {}
         for feature in chosen:
-            values = {m.drift_feature_psi: feature.psi, m.drift_feature_missing_delta: feature.missing_delta}
+            values = {
+                m.drift_feature_psi: feature.psi,
+                m.drift_feature_missing_delta: feature.missing_delta,
+                m.drift_feature_alarm: int(feature.distribution_drifted),
+                m.drift_feature_missing_alarm: int(feature.missing_drifted),
+            }
             if feature.ks is not None:  # numeric features
                 values[m.drift_feature_ks] = feature.ks
             if feature.js is not None:  # categorical ones

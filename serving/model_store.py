@@ -1,8 +1,12 @@
 """Loading the model named by configuration, and swapping in new registry versions.
 
 ``models:/NAME@ALIAS`` is followed: when the alias moves, the new version is loaded in the background,
-checked on a probe record and swapped in atomically. A version that fails leaves the old one serving
-and is counted; an unreachable registry changes nothing. URIs are resolved by ``anomaly_vae.registry``
+checked on a probe record and swapped in atomically. A version that fails that check (its files do not
+load, or it cannot score a probe record) leaves the old one serving, is counted and is not tried again
+until the alias moves on. Fetching a version is another matter: a download that fails (a network blip,
+the registry or artifact store down) is retried at once with backoff (``DOWNLOAD_BACKOFF_SECONDS``),
+and if every try fails it is counted as a registry error and tried again at the next check, never held
+against the version. An unreachable registry changes nothing. URIs are resolved by ``anomaly_vae.registry``
 (mlflow is imported only for models:/ and runs:/ URIs: it takes seconds to import, and a model folder
 does not need it). ``keep_current`` runs for the app's lifetime: it loads the first model, retrying until
 that works, then checks the alias every reload interval.
@@ -19,38 +23,81 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from anomaly_vae import VAEDetector
-from anomaly_vae.registry import alias_version, resolve
+import anomaly_vae
+from anomaly_vae import ImageVAEDetector, VAEDetector
+from anomaly_vae.registry import NotAModelError, ResolvedModel, alias_version, resolve
 from serving.metrics import Metrics, retire
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # between attempts at the first load
+DOWNLOAD_BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # waits between tries of one download: 4 tries in 3.5 s
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    detector: VAEDetector
+    detector: VAEDetector | ImageVAEDetector
     name: str
     version: str
+
+    def fpr_used(self, fpr: float | None) -> tuple[float, bool]:
+        """The fpr records are flagged at (``fpr``, or the model's own when None) and whether the model's
+        calibration resolves it: below ``calibration_.smallest_fpr`` no threshold exists and no record can
+        be flagged, whatever its score."""
+        fpr = self.detector.fpr if fpr is None else fpr
+        return fpr, math.isfinite(self.detector.calibration_.threshold(self.detector.default_score, fpr))
+
+
+class DownloadError(Exception):
+    """The model could not be fetched (registry, artifact store or network): not the version's fault."""
 
 
 def load(uri: str, device: str = "cpu") -> LoadedModel:
     """Load and check the model at ``uri`` (a model folder or an MLflow models:/ or runs:/ URI)."""
-    resolved = resolve(uri)
-    model = LoadedModel(VAEDetector.load(resolved.folder, device=device), resolved.name, resolved.version)
+    return checked(download(uri), device)
+
+
+def download(uri: str) -> ResolvedModel:
+    """The model ``uri`` names, in a local folder; a failure is retried with backoff, then a ``DownloadError``.
+
+    An artifact that is not an anomaly-vae model is the version's fault: ``NotAModelError``, at once.
+    """
+    for wait in (*DOWNLOAD_BACKOFF_SECONDS, None):
+        try:
+            return resolve(uri)
+        except NotAModelError:
+            raise
+        except Exception as error:
+            if wait is None:
+                raise DownloadError(f"{uri} could not be downloaded: {error}") from error
+            logger.warning("downloading %s failed, retrying in %.1f s: %s", uri, wait, error)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def checked(resolved: ResolvedModel, device: str = "cpu") -> LoadedModel:
+    """The downloaded model, loaded and able to score a probe record; raises otherwise."""
+    detector = anomaly_vae.load(resolved.folder, device=device)
+    assert isinstance(detector, (VAEDetector, ImageVAEDetector))
+    model = LoadedModel(detector, resolved.name, resolved.version)
     _probe(model.detector)
     return model
 
 
-def _probe(detector: VAEDetector) -> None:
-    """Score one typical record; a model that cannot is not served."""
-    scores = detector.score_frame(pd.DataFrame([detector.schema_.typical_record()]))
+def _probe(detector: VAEDetector | ImageVAEDetector) -> None:
+    """Score one typical record (a mid-gray image); a model that cannot is not served."""
+    if isinstance(detector, ImageVAEDetector):
+        shape = detector.image_shape_
+        scores = detector.score_frame(np.full((1, shape.height, shape.width, shape.channels), 0.5, np.float32))
+    else:
+        scores = detector.score_frame(pd.DataFrame([detector.schema_.typical_record()]))
     if not np.isfinite(scores[["neg_elbo", "neg_log_likelihood"]].to_numpy()).all():
         raise ValueError("the model gives non-finite scores on a typical record")
 
@@ -88,8 +135,12 @@ class ModelStore:
             return False
         self.metrics.reloads.inc()
         try:
-            model = load(self.uri, self.device)
-        except Exception as error:
+            model = checked(download(self.uri), self.device)
+        except DownloadError as error:  # the registry's fault, not the version's: tried again next time
+            self.metrics.registry_errors.inc()
+            logger.warning("version %s: %s; keeping version %s", version, error, self.current.version)
+            return False
+        except Exception as error:  # the version's own fault (not a model, does not load or score)
             self.metrics.reload_failures.inc()
             self.refused = version
             logger.error("version %s failed to load, keeping version %s: %s", version, self.current.version, error)

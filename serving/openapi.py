@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from anomaly_vae.image.data import CHANNEL_NAMES, ImageShape
 from anomaly_vae.tabular.schema import BOOLEAN, NUMERIC, TabularSchema
 from serving.model_store import ModelStore
-from serving.schemas import ErrorBody
+from serving.schemas import IMAGE_COLUMN, ErrorBody, ImageScoreRequest
 
 _ERROR = {"model": ErrorBody}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -89,14 +90,46 @@ def request_schemas(schema: TabularSchema, max_records: int) -> tuple[dict[str, 
     return score, {"oneOf": [protocol(key) for key in formats]}
 
 
+def image_request_schemas(shape: ImageShape, max_images: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The /v1/score and /invocations request bodies for an image model of this shape."""
+    size = f"{shape.height} x {shape.width} x {shape.channels} ({CHANNEL_NAMES[shape.channels]})"
+    score = ImageScoreRequest.model_json_schema()
+    score["properties"]["images"] |= {
+        "maxItems": max_images,
+        "description": f"the images to score; the model works at {size}, other sizes are resized to it",
+    }
+    image = {"type": "string", "description": "a PNG or JPEG file, base64-encoded"}
+    images = {"type": "array", "items": image, "minItems": 1, "maxItems": max_images}
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"const": [IMAGE_COLUMN]},
+            "data": {"type": "array", "items": {"type": "array", "prefixItems": [image], "items": False}},
+        },
+        "required": ["columns", "data"],
+    }
+    records = {
+        "type": "array",
+        "items": {"type": "object", "properties": {IMAGE_COLUMN: image}, "required": [IMAGE_COLUMN]},
+    }
+    formats = {"dataframe_split": split, "dataframe_records": records, "inputs": images, "instances": images}
+    return score, {
+        "oneOf": [{"type": "object", "properties": {key: value}, "required": [key]} for key, value in formats.items()]
+    }
+
+
 def install(app: FastAPI, store: ModelStore, max_records: int) -> None:
     """Serve an OpenAPI document whose request bodies follow the model being served."""
 
     def openapi() -> dict[str, Any]:
         app.openapi_schema = None  # rebuilt on each call (rare): the model may have been reloaded
         spec = FastAPI.openapi(app)
-        if store.current is not None:
-            score, invocations = request_schemas(store.current.detector.schema_, max_records)
+        detector = None if store.current is None else store.current.detector
+        if detector is not None:
+            if detector.kind == "image":
+                score, invocations = image_request_schemas(detector.image_shape_, max_records)
+            else:
+                score, invocations = request_schemas(detector.schema_, max_records)
             for path, body in (("/v1/score", score), ("/invocations", invocations)):
                 spec["paths"][path]["post"]["requestBody"] = {
                     "required": True,

@@ -9,7 +9,7 @@ as numbers). Each value is looked at once, as the columns are built from the par
 columns as float64 (null: NaN), the others as object arrays. A CSV table's columns are pandas'.
 
 Everything else about the values is the library's to judge, when it encodes them: its
-:class:`~anomaly_vae.tabular.validation.RecordError` names the row and column, which
+:class:`~anomaly_vae.errors.RecordError` names the row and column, which
 :meth:`Records.refused` turns into the field path of the format the request used (a ``Where``).
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly_vae.errors import RecordError
 from anomaly_vae.tabular.schema import NUMERIC, TabularSchema
-from anomaly_vae.tabular.validation import RecordError
 from serving.errors import ApiError, Loc
 
 Columns = dict[str, np.ndarray]

@@ -1,4 +1,7 @@
-"""Request latency and status per route template (so labels stay bounded), as pure ASGI middleware."""
+"""Request latency and status per route template (so labels stay bounded), as pure ASGI middleware.
+
+It is the outermost middleware: every answer is counted, including admission control's 503s, which
+are given before routing (their endpoint is the scoring path that was refused)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.admission import LIMITED_PATHS
 from serving.metrics import Metrics
 
 
@@ -31,7 +35,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            endpoint = getattr(scope.get("route"), "path", "other")
+            route = scope.get("route")  # set by routing; absent when the request was answered before it
+            endpoint = route.path if route is not None else scope["path"] if scope["path"] in LIMITED_PATHS else "other"
             self._observe(endpoint, status[0], time.perf_counter() - start)
 
     def _observe(self, endpoint: str, status: str, seconds: float) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
 from serving.errors import ApiError
 
@@ -41,6 +41,32 @@ class ScoreRequest(BaseModel):
     contributions: bool = Field(False, description="add contribution_<column> to each result")
 
 
+IMAGE_COLUMN = "image"  # the one column of an image model in MLflow's formats (base64 files)
+
+
+class ImageItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    data: str | None = Field(None, description="a PNG or JPEG file, base64-encoded")
+    array: list[Any] | None = Field(
+        None, description="pixels as rows: (H, W) or (H, W, C); integers 0-255 or numbers in [0, 1]"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ImageItem:
+        if (self.data is None) == (self.array is None):
+            raise ValueError("give exactly one of data (base64 file) and array (pixels)")
+        return self
+
+
+class ImageScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    images: list[ImageItem] = Field(min_length=1, description="the images to score")
+    fpr: Fpr = None
+    maps: bool = Field(False, description="add each image's anomaly map (map_png, map) to its result")
+
+
 class ModelIdentity(BaseModel):
     name: str
     version: str
@@ -48,6 +74,10 @@ class ModelIdentity(BaseModel):
 
 class ScoreResponse(BaseModel):
     model: ModelIdentity
+    fpr: float = Field(description="the false-positive rate is_outlier was decided at (the request's or the model's)")
+    fpr_resolvable: bool = Field(
+        description="false when the model's calibration set is too small for fpr: then no record is flagged"
+    )
     results: list[dict[str, float | bool]]
 
 
@@ -99,10 +129,16 @@ class InvocationsRequest(BaseModel):
 class ModelDescription(BaseModel):
     name: str
     version: str
+    kind: str = Field(description="tabular or image")
     default_score: str
     fpr: float
+    smallest_fpr: float = Field(description="the smallest fpr the calibration resolves; below it nothing is flagged")
+    fpr_resolvable: bool = Field(description="whether the calibration resolves the model's own fpr")
     thresholds: dict[str, float]
-    columns: list[dict[str, Any]]
+    columns: list[dict[str, Any]] = Field(description="a tabular model's columns (empty for an image model)")
+    image: dict[str, int] | None = Field(
+        None, description="an image model's input: height, width and channels it scores at, max_pixels accepted"
+    )
 
 
 class ErrorDetail(BaseModel):

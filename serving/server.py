@@ -20,8 +20,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from serving.app import create_app
+from serving.model_store import LoadedModel
 from serving.settings import Settings
-from serving.workers import announce
+from serving.workers import Readiness, announce
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +57,30 @@ def serve(
     port: int,
     sockets: list[socket.socket] | None = None,
     on_started: Callable[[int], None] | None = None,
+    readiness: Readiness | None = None,
 ) -> None:
     """Serve on ``host:port``, or on ``sockets`` when given (shared with the other workers).
 
-    ``on_started`` gets the port once the socket accepts connections; by default it logs that.
+    ``on_started`` gets the port once the socket accepts connections; by default it logs that. The model
+    loads in the background (the app's lifespan) while probes are answered; with ``readiness`` (several
+    workers on one port) this worker marks itself loaded there and ``/readyz`` waits for every worker.
     """
     # One request is a few small matrix products: intra-op threads only contend with each other across
     # concurrent requests, so each request runs on one thread.
     torch.set_num_threads(1)
     app = create_app(settings)
-    app.state.store.freeze_on_first_load = True  # this process lives to serve the model
-    if sockets is not None:  # a shared port: load first, or the kernel may hand requests to a worker still loading
-        try:
-            app.state.store.load_initial()
-        except Exception as error:  # the app's own loop retries, answering 503 meanwhile
-            logger.error("model %s failed to load: %s", settings.model_uri, error)
+    store = app.state.store
+    store.freeze_on_first_load = True  # this process lives to serve the model
+    if readiness is not None:
+        app.state.readiness = readiness
+        swapped = store.on_swap
+
+        def mark_loaded(model: LoadedModel) -> None:
+            if swapped is not None:
+                swapped(model)
+            readiness.mark_loaded()
+
+        store.on_swap = mark_loaded
     # access_log: uvicorn would build each access line, which log_level "warning" then drops
     config = uvicorn.Config(
         app, host=host, port=port, timeout_graceful_shutdown=30, log_level="warning", access_log=False

@@ -105,13 +105,15 @@ def assert_scores_close(got: pd.DataFrame, expected: pd.DataFrame, detector: VAE
 
 
 @contextmanager
-def mlflow_server_process(root: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact folder under ``root``:
-    its URL and process, the leader of its own process group (the server runs its workers as children:
-    ``os.killpg(process.pid, ...)`` stops them all). Stopped on exit unless the caller already did."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def mlflow_server_process(root: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real `mlflow server` on 127.0.0.1 (on ``port``, else a free one) with its own SQLite store and
+    artifact folder under ``root``: its URL and process, the leader of its own process group (the server
+    runs its workers as children: ``os.killpg(process.pid, ...)`` stops them all). Stopped on exit unless
+    the caller already did."""
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
     command = [
         *(sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)),
         *("--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")),

@@ -20,12 +20,15 @@ from anomaly_vae.base import CALIBRATED_SCORES, MIN_FIT_ROWS, BaseDetector, chec
 from anomaly_vae.image.data import ImageData, ImageShape, complexity_nats, load_images
 from anomaly_vae.image.losses import image_elbo_loss, pixel_nll
 from anomaly_vae.image.model import ConvVAE, ImageVAEConfig
+from anomaly_vae.image.profile import ImageProfile, fit_profile, statistics
 from anomaly_vae.network import HALF_LOG_2PI
+from anomaly_vae.profile import NO_PROFILE, DriftReport, DriftThresholds, checked_scores, latent_means
 from anomaly_vae.scoring import SCORE_NAMES, score_data
 from anomaly_vae.training import Callback
 
 IMAGE_SCORES = (*CALIBRATED_SCORES, "neg_log_likelihood_ratio")
 _VALUES_PER_CHUNK = 2**24  # members x samples x images x pixels held at once while scoring
+_IMAGES_PER_CHUNK = 256  # encoded or decoded at once (latent codes, samples, reconstructions)
 
 
 class ImageVAEDetector(BaseDetector):
@@ -48,11 +51,19 @@ class ImageVAEDetector(BaseDetector):
     Inputs (``X`` everywhere): a numpy stack (N, H, W) or (N, H, W, C) with C = 1 or 3, uint8 (0-255) or
     float in [0, 1]; a list of such images of mixed sizes; or the path of a ``.npz`` (array ``X``) /
     ``.npy`` file or of a folder of PNG/JPEG files. Images are resized to the size fitted on the training
-    images (``image_shape_``, saved with the model).
+    images (``image_shape_``, saved with the model). Image files' bytes go through
+    :func:`~anomaly_vae.image.data.decode_image` (pixel limit, corrupt files: a
+    :class:`~anomaly_vae.errors.RecordError` naming the image); data sets in other layouts (tables of
+    images, MVTec-AD trees) through :func:`~anomaly_vae.image.datasets.read_image_dataset`.
 
     Pixel likelihood: Gaussian with the decoder's mean and one learned standard deviation per channel
     (why: see :mod:`anomaly_vae.image.model`). :meth:`anomaly_maps` gives each pixel's share of
-    ``reconstruction_nll``, :meth:`reconstruct` the decoded images.
+    ``reconstruction_nll``, :meth:`reconstruct` the decoded images, :meth:`sample` generated ones.
+
+    Drift: ``fit`` keeps a reference profile (``profile_``, saved with the model): statistics of the
+    training images as given (mean intensity, contrast, sharpness, height, width, aspect ratio), the
+    held-out default scores and p-values, and each member's latent codes; :meth:`drift` compares a batch
+    of images with it (see :mod:`anomaly_vae.image.profile`).
 
     Parameters (those not listed mean what they mean for :class:`~anomaly_vae.VAEDetector`)
     ----------
@@ -148,7 +159,16 @@ class ImageVAEDetector(BaseDetector):
         )
         # identical images always land in the same split (see anomaly_vae.splitting)
         digests = pd.DataFrame({"image": [hashlib.sha1(p.numpy().tobytes()).hexdigest() for p in pixels]})
-        self._train_and_calibrate(ImageData(pixels.to(self.device_)), digests, callbacks)
+        calibrated = self._train_and_calibrate(ImageData(pixels.to(self.device_)), digests, callbacks)
+        default = calibrated.reference[self.default_score]
+        latent = latent_means(self.model_, calibrated.data, _IMAGES_PER_CHUNK)  # each member's left-out images
+        self.profile_: ImageProfile | None = fit_profile(
+            images,
+            score_name=self.default_score,
+            reference_scores=default,
+            reference_p_values=self.calibration_.p_value(self.default_score, default),
+            reference_latent=[codes[rows] for codes, rows in zip(latent, calibrated.members, strict=True)],
+        )
         return self
 
     def _check_params(self) -> None:
@@ -222,8 +242,8 @@ class ImageVAEDetector(BaseDetector):
         data = self._model_input(X)
         self.model_.eval()
         chunks = []
-        for start in range(0, len(data), 256):
-            mean, _ = self.model_.decode(self.model_.encode(data.inputs[start : start + 256])[0])
+        for start in range(0, len(data), _IMAGES_PER_CHUNK):
+            mean, _ = self.model_.decode(self.model_.encode(data.inputs[start : start + _IMAGES_PER_CHUNK])[0])
             chunks.append(mean.mean(dim=0).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(chunks)
 
@@ -231,11 +251,75 @@ class ImageVAEDetector(BaseDetector):
         """The images as the model sees them: (N, H, W, C) in [0, 1], resized."""
         return self._model_input(X).inputs.permute(0, 2, 3, 1).cpu().numpy()
 
+    # ------------------------------------------------------------------ drift
+    def drift(
+        self, X: Any, *, scores: np.ndarray | None = None, thresholds: DriftThresholds | None = None
+    ) -> DriftReport:
+        """Drift of the images X (anything :meth:`score_frame` takes: a stack, a list of arrays of mixed
+        sizes, a path) against the reference profile saved with the model.
+
+        Features: the image statistics of :mod:`anomaly_vae.image.profile` (mean intensity, contrast,
+        sharpness, height, width, aspect ratio of the images as given, before resizing), each with PSI and
+        KS; then the shift of the default score, the outlier rate at ``fpr`` against the calibrated rate,
+        and the drift of the latent codes, as for :meth:`VAEDetector.drift <anomaly_vae.VAEDetector.drift>`
+        (same :class:`~anomaly_vae.profile.DriftReport`, Bonferroni over these 6 features). ``scores``: the
+        default scores of X when already computed (the service passes them), else X is scored. Models
+        saved before image drift existed have ``profile_ = None`` and raise a ``ValueError``.
+        """
+        check_is_fitted(self, "model_")
+        profile = getattr(self, "profile_", None)
+        if profile is None:
+            raise ValueError(NO_PROFILE)
+        images = load_images(X)[0]  # decoded once: statistics of the originals, then the model's input
+        data = ImageData(self.image_shape_.transform(images).to(self.device_))
+        scores = checked_scores(
+            scores, len(data), lambda: self._score_data(data, per_feature=False)[0][self.default_score]
+        )
+        return profile.compare_numeric(
+            statistics(images),
+            scores=scores,
+            p_values=self.calibration_.p_value(self.default_score, scores),
+            latent=latent_means(self.model_, data, _IMAGES_PER_CHUNK),
+            fpr=self.fpr,
+            n_calibration=self.calibration_.size,
+            thresholds=thresholds,
+        )
+
+    # ------------------------------------------------------------------ generating
+    @torch.inference_mode()
+    def sample(self, n: int = 1, random_state: int | None = None) -> np.ndarray:
+        """``n`` images generated by the model, (n, H, W, C) float32 in [0, 1] at the fitted size: what it
+        thinks normal images look like.
+
+        Each image draws z ~ N(0, I) and is decoded by one ensemble member picked at random; the result is
+        the decoder's mean (the Gaussian pixel noise of the likelihood is not added, as usual for image
+        VAEs: it would only add grain). ``random_state`` seeds the draw (None: fresh randomness); the same
+        seed gives the same images on every device (drawn on the CPU by numpy), and ``sample(k, seed)`` is
+        the first k images of ``sample(n, seed)``.
+        """
+        check_is_fitted(self, "model_")
+        if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(f"n must be a positive integer, got: {n!r}")
+        normal, picks = [np.random.default_rng(s) for s in np.random.SeedSequence(random_state).spawn(2)]
+        z = torch.from_numpy(normal.standard_normal((int(n), self.config_.latent_dim), dtype=np.float32))
+        members = torch.from_numpy(picks.integers(self.config_.n_members, size=int(n)))
+        self.model_.eval()
+        chunks = []
+        for start in range(0, int(n), _IMAGES_PER_CHUNK):
+            codes = z[start : start + _IMAGES_PER_CHUNK].to(self.device_)
+            mean, _ = self.model_.decode(codes.expand(self.config_.n_members, *codes.shape))  # every member decodes
+            picked = members[start : start + _IMAGES_PER_CHUNK].to(self.device_)
+            chunks.append(mean[picked, torch.arange(len(codes), device=self.device_)].permute(0, 2, 3, 1).cpu())
+        return torch.cat(chunks).numpy()
+
     # ------------------------------------------------------------------ persistence
     def _extra_meta(self) -> dict[str, Any]:
-        return {"image_shape": asdict(self.image_shape_)}
+        profile = None if self.profile_ is None else self.profile_.to_dict()
+        return {"image_shape": asdict(self.image_shape_), "profile": profile}
 
     def _restore(self, meta: dict[str, Any]) -> None:
         self.image_shape_ = ImageShape(**meta["image_shape"])
         self.config_ = ImageVAEConfig(**meta["network"])
         self.n_features_in_ = self.config_.channels * self.config_.height * self.config_.width
+        profile = meta.get("profile")  # absent in models saved before image drift monitoring
+        self.profile_ = None if profile is None else ImageProfile.from_dict(profile)

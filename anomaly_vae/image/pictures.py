@@ -7,6 +7,7 @@ Overlays and grids are plain uint8 arrays (H, W, 3) until written.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,19 @@ import numpy as np
 
 def write_png(image: np.ndarray, path: str | Path) -> None:
     """Write a uint8 (H, W) or (H, W, 3) array (or float in [0, 1]) as a PNG file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(encode_png(image))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """The PNG file of a uint8 (H, W) or (H, W, 1 or 3) array, or of one in float in [0, 1]."""
     from PIL import Image
 
     if image.dtype != np.uint8:
         image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image).save(path)
+    buffer = io.BytesIO()
+    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def to_rgb(images: np.ndarray) -> np.ndarray:

@@ -14,10 +14,11 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from anomaly_vae.base import MIN_FIT_ROWS, BaseDetector, check_positive_int
+from anomaly_vae.profile import NO_PROFILE, DriftReport, DriftThresholds, checked_scores, latent_means
 from anomaly_vae.scoring import score_data
 from anomaly_vae.tabular.losses import elbo_loss, feature_nll
 from anomaly_vae.tabular.model import TabularVAE, VAEConfig
-from anomaly_vae.tabular.profile import DriftReport, DriftThresholds, ReferenceProfile, latent_means
+from anomaly_vae.tabular.profile import ReferenceProfile
 from anomaly_vae.tabular.sampling import context_frame, draw
 from anomaly_vae.tabular.schema import EncodedBatch, TabularSchema
 from anomaly_vae.tabular.tensors import TensorData
@@ -299,20 +300,18 @@ class VAEDetector(BaseDetector):
 
         Per column PSI (and KS for numeric, Jensen-Shannon for categorical columns), missing-rate change,
         the shift of the default score, the outlier rate at ``fpr`` against the calibrated rate and the
-        drift of the latent codes; see :mod:`anomaly_vae.tabular.profile`. ``scores``: the default scores
-        of X when already computed (the service passes them), else X is scored.
+        drift of the latent codes; see :mod:`anomaly_vae.profile` and :mod:`anomaly_vae.tabular.profile`.
+        ``scores``: the default scores of X when already computed (the service passes them), else X is scored.
         """
         check_is_fitted(self, "model_")
         profile = getattr(self, "profile_", None)
         if profile is None:
-            raise ValueError("this model has no reference profile (saved before drift monitoring existed); retrain it")
+            raise ValueError(NO_PROFILE)
         encoded = self.schema_.encode(self._columns(X))
         data = self._tensor_data(encoded)
-        if scores is None:
-            scores = self._score_data(data, per_feature=False)[0][self.default_score]
-        scores = np.asarray(scores, dtype=np.float64)
-        if scores.shape != (len(encoded),):
-            raise ValueError(f"scores has shape {scores.shape}, expected ({len(encoded)},)")
+        scores = checked_scores(
+            scores, len(encoded), lambda: self._score_data(data, per_feature=False)[0][self.default_score]
+        )
         return profile.compare(
             self.schema_,
             encoded,

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly_vae.errors import RecordError
 from anomaly_vae.tabular.validation import (
     TRUE,
     Columns,
-    RecordError,
     as_float,
     boolean_problems,
     check_columns,

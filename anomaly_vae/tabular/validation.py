@@ -2,8 +2,8 @@
 column arrays), the column check, and the per-row value checks a :class:`~anomaly_vae.tabular.schema.
 TabularSchema` runs before encoding.
 
-Problems are :class:`RecordError`: a ``ValueError`` that says which row (position) and which column, so
-the batch job can set rows aside and the service can answer with the field path.
+Problems are :class:`~anomaly_vae.errors.RecordError`: a ``ValueError`` that says which row (position)
+and which column, so the batch job can set rows aside and the service can answer with the field path.
 """
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly_vae.errors import RecordError
+
 TRUE = {True, "true", "True", "TRUE", "1"}
 FALSE = {False, "false", "False", "FALSE", "0"}
 
 Columns = pd.DataFrame | Mapping[str, np.ndarray]  # column name -> values, one per row
-
-
-class RecordError(ValueError):
-    """Input the model cannot score: ``row`` is the position of the first bad record (None: the input as a
-    whole, e.g. a missing column), ``column`` the column at fault (None: no single one)."""
-
-    def __init__(self, message: str, *, row: int | None = None, column: str | None = None) -> None:
-        super().__init__(message)
-        self.row, self.column = row, column
 
 
 def frame_from_input(X: Any, feature_names: list[str] | None = None) -> pd.DataFrame:

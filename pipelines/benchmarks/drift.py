@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from anomaly_vae import VAEDetector
-from anomaly_vae.tabular.profile import DriftReport
+from anomaly_vae.profile import DriftReport
 from pipelines.synthetic import mixed_frame
 
 DURATION_SD = 3.17  # standard deviation of "duration" in the generator

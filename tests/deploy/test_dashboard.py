@@ -73,6 +73,25 @@ def test_load_shedding_in_flight_requests_and_registry_errors_have_panels():
     } <= used
 
 
+def test_calibrated_drift_flags_and_unseen_input_values_have_panels():
+    """The drift alerts fire on the calibrated flags (issue #18), so the dashboard shows them; and no panel
+    draws a fixed PSI line that would say "drift" where the report's test does not."""
+    used = {name for _, expr in queries() for name, _ in METRIC.findall(expr)}
+    assert {
+        "anomaly_vae_drift_feature_alarm",
+        "anomaly_vae_drift_feature_missing_alarm",
+        "anomaly_vae_drift_score_alarm",
+        "anomaly_vae_drift_latent_alarm",
+        "anomaly_vae_drift_outlier_alarm",
+        "anomaly_vae_missing_unseen_total",
+        "anomaly_vae_unknown_categories_total",
+    } <= used
+    for panel in dashboard()["panels"]:
+        if any("drift_feature_psi" in target["expr"] for target in panel.get("targets", [])):
+            steps = panel["fieldConfig"]["defaults"].get("thresholds", {"steps": []})["steps"]
+            assert [step["value"] for step in steps] in ([], [None]), panel["title"]
+
+
 def test_every_panel_query_names_metrics_and_labels_the_service_exports(traffic: Traffic):
     names, known = exported(traffic.client), declared()
     for title, expr in queries():

@@ -56,6 +56,7 @@ def test_the_issue_s_alerts_exist():
     assert "AnomalyVAEOutlierRateSpike" in alerts
     # admission control, the registry and requests in flight
     assert {"AnomalyVAERequestsShed", "AnomalyVAERegistryUnreachable", "AnomalyVAERequestsStuck"} <= alerts
+    assert "AnomalyVAEVersionSkew" in alerts  # replicas serving different versions
     rules = (PROMETHEUS / "alerts" / "service.yml").read_text()
     for metric in (
         "anomaly_vae_requests_shed_total",
@@ -79,6 +80,25 @@ def test_drift_alerts_count_pods_instead_of_paging_per_pod():
         expr = " ".join(rule["expr"].split())
         assert "instance" not in expr, rule["alert"]
         assert ">= 0.5 * scalar(count(anomaly_vae_drift_windows_total" in expr, rule["alert"]
+
+
+def test_drift_alerts_use_the_calibrated_flags_not_fixed_thresholds_on_statistics():
+    """Issue #18: a fixed PSI or KL threshold cries wolf on small windows; each drift alert counts pods
+    whose window's report flagged the statistic (an ``anomaly_vae_drift_*_alarm`` gauge, set from
+    ``DriftReport.alarms``), so the false-alarm rate is the one docs/drift.md measures."""
+    flags = {
+        "AnomalyVAEFeatureDrift": "anomaly_vae_drift_feature_alarm",
+        "AnomalyVAEMissingRateChange": "anomaly_vae_drift_feature_missing_alarm",
+        "AnomalyVAEScoreDrift": "anomaly_vae_drift_score_alarm",
+        "AnomalyVAELatentDrift": "anomaly_vae_drift_latent_alarm",
+        "AnomalyVAEWindowOutlierSpike": "anomaly_vae_drift_outlier_alarm",
+    }
+    rules = {rule["alert"]: " ".join(rule["expr"].split()) for rule in drift_rules()}
+    assert rules.keys() == flags.keys()
+    for alert, expr in rules.items():
+        metrics = set(re.findall(r"\b(anomaly_vae_[a-z0-9_]+)", expr))
+        assert metrics == {flags[alert], "anomaly_vae_drift_windows_total"}, (alert, expr)
+        assert f'{flags[alert]}{{job="anomaly-vae"}} == 1' in expr, (alert, expr)
 
 
 @pytest.fixture(scope="module")

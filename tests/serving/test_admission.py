@@ -39,6 +39,12 @@ def test_excess_requests_are_shed_with_retry_after_and_the_server_recovers(model
         text = client.get("/metrics").text
     assert f'anomaly_vae_requests_shed_total{{endpoint="/v1/score"}} {float(len(shed))}' in text
     assert "anomaly_vae_requests_in_flight 0.0" in text
+    # shed requests reach the request metrics too, so that the error and latency alerts see overload
+    assert f'anomaly_vae_requests_total{{endpoint="/v1/score",status="503"}} {float(len(shed))}' in text
+    admitted = len(answers) - len(shed) + 1  # and the recovery request
+    assert f'anomaly_vae_requests_total{{endpoint="/v1/score",status="200"}} {float(admitted)}' in text
+    count = f'anomaly_vae_request_duration_seconds_count{{endpoint="/v1/score"}} {float(len(answers) + 1)}'
+    assert count in text
 
 
 def test_the_in_flight_gauge_counts_in_multiprocess_mode(tmp_path, monkeypatch):

@@ -29,6 +29,8 @@ def test_health_readiness_and_model_description(server, fitted):
     assert description["version"] == "local" and description["default_score"] == "neg_log_likelihood"
     assert [c["name"] for c in description["columns"]] == list(fitted.feature_names_in_)
     assert description["thresholds"]["neg_elbo"] == pytest.approx(fitted.thresholds()["neg_elbo"])
+    assert description["smallest_fpr"] == fitted.calibration_.smallest_fpr
+    assert description["fpr"] == 0.01 and description["fpr_resolvable"] is True
     score_path = client.get("/openapi.json").json()["paths"]["/v1/score"]["post"]
     assert "records" in score_path["requestBody"]["content"]["application/json"]["schema"]["properties"]
 
@@ -57,6 +59,31 @@ def test_fpr_per_request_and_missing_values_as_null(server, train_frame):
     assert all(np.isfinite(r["neg_log_likelihood"]) for r in loose)
     # "amount" never had a missing value in training, "channel" had: only the first null is unseen
     assert [(r["missing_unseen"], r["unknown_categories"]) for r in loose[:4]] == [(1, 0), (0, 0), (0, 1), (0, 0)]
+
+
+def test_each_answer_says_whether_the_calibration_resolves_its_fpr(server, fitted, train_frame):
+    """Below the smallest fpr the calibration resolves nothing can be flagged: the answer says so instead
+    of answering "no outliers" silently (the batch job's manifest says it too)."""
+    client, _ = server
+    smallest = fitted.calibration_.smallest_fpr
+    rows = records(train_frame.head(5))
+    rows[0] = {**rows[0], "amount": 1e6}  # an outlier at any resolvable rate
+    default = client.post("/v1/score", json={"records": rows}).json()
+    assert (default["fpr"], default["fpr_resolvable"]) == (0.01, True) and default["results"][0]["is_outlier"]
+    at_smallest = client.post("/v1/score", json={"records": rows, "fpr": smallest}).json()
+    assert (at_smallest["fpr"], at_smallest["fpr_resolvable"]) == (smallest, True)
+    assert at_smallest["results"][0]["is_outlier"]
+    below = client.post("/v1/score", json={"records": rows, "fpr": smallest / 2}).json()
+    assert (below["fpr"], below["fpr_resolvable"]) == (smallest / 2, False)
+    assert not any(r["is_outlier"] for r in below["results"])
+    # MLflow's protocol has no field for it: headers say the same
+    invocation = client.post("/invocations", json={"dataframe_records": rows, "params": {"fpr": smallest / 2}})
+    assert invocation.status_code == 200
+    assert invocation.headers["anomaly-vae-fpr-resolvable"] == "false"
+    assert float(invocation.headers["anomaly-vae-fpr"]) == smallest / 2
+    default_invocation = client.post("/invocations", json={"dataframe_records": rows})
+    assert default_invocation.headers["anomaly-vae-fpr-resolvable"] == "true"
+    assert float(default_invocation.headers["anomaly-vae-fpr"]) == 0.01
 
 
 def test_invocations_speaks_mlflows_protocol(server, train_frame):
@@ -200,19 +227,33 @@ def test_metrics_count_what_was_sent(model_folder, train_frame):
             client.post("/v1/score", json={"records": records(train_frame.head(n))})
         client.post("/v1/score", json={"records": []})
         text = client.get("/metrics").text
-    assert "anomaly_vae_records_scored_total 8.0" in text
-    assert 'anomaly_vae_requests_total{endpoint="/v1/score",status="200"} 2.0' in text
+        assert "anomaly_vae_missing_unseen_total 0.0" in text and "anomaly_vae_unknown_categories_total 0.0" in text
+        rows = records(train_frame.head(4))
+        rows[0]["amount"] = None  # never missing in training: unseen
+        rows[1]["channel"] = None  # missing in training: not counted
+        rows[2]["tier"] = rows[2]["tier"].upper()  # "MID" is not "mid": unknown
+        rows[3].update(amount=None, tier="platinum")  # one of each in one record
+        assert client.post("/v1/score", json={"records": rows}).status_code == 200
+        assert client.post("/invocations", json={"dataframe_records": rows[:1]}).status_code == 200
+        text = client.get("/metrics").text
+    assert "anomaly_vae_records_scored_total 13.0" in text
+    assert "anomaly_vae_missing_unseen_total 3.0" in text
+    assert "anomaly_vae_unknown_categories_total 2.0" in text
+    assert 'anomaly_vae_requests_total{endpoint="/v1/score",status="200"} 3.0' in text
     assert 'anomaly_vae_requests_total{endpoint="/v1/score",status="422"} 1.0' in text
-    assert "anomaly_vae_p_value_count 8.0" in text and "anomaly_vae_score_nats_count 8.0" in text
+    assert "anomaly_vae_p_value_count 13.0" in text and "anomaly_vae_score_nats_count 13.0" in text
     assert 'anomaly_vae_model_info{name="model",version="local"} 1.0' in text
     assert 'anomaly_vae_request_duration_seconds_bucket{endpoint="/v1/score",le="0.00025"}' in text
 
 
 def test_bearer_token_when_auth_is_on(model_folder, train_frame):
-    settings = Settings(model_uri=str(model_folder), auth_token=SecretStr("s3cret"))
+    settings = Settings(model_uri=str(model_folder), auth_token=SecretStr("s3cret-token-0123"))
     with running(settings) as (client, _):
         body = {"records": records(train_frame.head(1))}
         assert client.post("/v1/score", json=body).status_code == 401
         assert client.post("/v1/score", json=body, headers={"authorization": "Bearer wrong"}).status_code == 401
-        assert client.post("/v1/score", json=body, headers={"authorization": "Bearer s3cret"}).status_code == 200
+        assert (
+            client.post("/v1/score", json=body, headers={"authorization": "Bearer s3cret-token-0123"}).status_code
+            == 200
+        )
         assert client.get("/healthz").status_code == 200  # probes stay open

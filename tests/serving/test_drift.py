@@ -77,11 +77,15 @@ def test_gauges_match_the_library_on_the_last_window(drift_server, fitted):
     assert values[("anomaly_vae_drift_score_psi", None)] == pytest.approx(expected.score_psi, rel=1e-3)
     assert values[("anomaly_vae_drift_latent", None)] == pytest.approx(expected.latent_kl, rel=1e-3)
     assert values[("anomaly_vae_drift_alarm", None)] == 0
+    for name in ("score", "latent", "outlier"):  # unchanged data: no calibrated flag
+        assert values[(f"anomaly_vae_drift_{name}_alarm", None)] == 0
     exported = {label for name, label in values if name == "anomaly_vae_drift_feature_psi"}
     top = sorted(expected.features, key=lambda f: -f.psi)[:MAX_FEATURES]
-    assert exported == {f.name for f in top}  # capped: the features with the highest PSI
+    assert exported == {f.name for f in top}  # capped: the features with the highest PSI (none flagged)
     for feature in top:
         assert values[("anomaly_vae_drift_feature_psi", feature.name)] == pytest.approx(feature.psi, rel=1e-6)
+        assert values[("anomaly_vae_drift_feature_alarm", feature.name)] == 0
+        assert values[("anomaly_vae_drift_feature_missing_alarm", feature.name)] == 0
     assert values[("anomaly_vae_drift_feature_psi_max", None)] == pytest.approx(top[0].psi, rel=1e-6)
 
     # a sliding window: two requests of STEP shifted records give two more windows, the last one all shifted
@@ -92,9 +96,15 @@ def test_gauges_match_the_library_on_the_last_window(drift_server, fitted):
     send(client, shifted.iloc[STEP:], per_request=STEP)
     values = wait_for_windows(client, 3)
     psi = values[("anomaly_vae_drift_feature_psi", "duration")]
-    assert psi == pytest.approx(fitted.drift(shifted).features[1].psi, rel=1e-6) and psi > 0.2
+    report = fitted.drift(shifted)
+    assert psi == pytest.approx(report.features[1].psi, rel=1e-6) and psi > 0.2
     assert values[("anomaly_vae_drift_features_drifted", None)] >= 1
     assert values[("anomaly_vae_drift_alarm", None)] == 1
+    assert values[("anomaly_vae_drift_feature_alarm", "duration")] == 1  # the calibrated flag, as the library's
+    assert values[("anomaly_vae_drift_feature_missing_alarm", "duration")] == 0
+    assert report.features[1].distribution_drifted and "feature:duration" in report.alarms
+    for name, alarm in (("score", "score"), ("latent", "latent"), ("outlier", "outlier_rate")):
+        assert values[(f"anomaly_vae_drift_{name}_alarm", None)] == int(alarm in report.alarms)
     assert len({label for name, label in values if name == "anomaly_vae_drift_feature_psi"}) == MAX_FEATURES
 
 
@@ -124,4 +134,48 @@ def test_windows_are_at_least_the_minimum_interval_apart(fitted):
         monitor.observe(model, {n: part[n].to_numpy(dtype=object) for n in part.columns}, np.zeros(50))
     monitor._executor.shutdown(wait=True)
     assert metrics.drift_windows._value.get() == 1  # five windows were due, one ran
+    monitor.close()
+
+
+def test_alarm_gauges_are_the_report_s_flags_and_flagged_features_are_exported_first(fitted):
+    """Each exported feature's alarms are the library's calibrated flags (its distribution and its missing
+    rate apart); with the cap, flagged features take the series before unflagged ones with a higher PSI;
+    a new model clears the alarms and the old model's feature series."""
+    metrics = Metrics()
+    monitor = DriftMonitor(metrics, window=300, step=300, max_features=2)
+    model = LoadedModel(fitted, "m", "1")
+    frame = mixed_frame(300, seed=25)[0]
+    frame.loc[:59, "channel"] = None  # 5% missing in training, now a quarter: the missing-rate test fires
+    frame["count"] += 2  # the count's distribution moves
+    monitor.observe(model, {n: frame[n].to_numpy(dtype=object) for n in frame.columns}, fitted.decision_function(frame))
+    monitor._executor.shutdown(wait=True)
+    report = fitted.drift(frame)
+    flags = {f.name: (f.distribution_drifted, f.missing_drifted) for f in report.features}
+    assert flags["channel"] == (False, True) and flags["count"] == (True, False), flags
+    psi = {f.name: f.psi for f in report.features}
+    assert psi["amount"] > psi["channel"]  # by PSI alone, amount would take channel's series
+    features = sorted(alarm for alarm in report.alarms if alarm.startswith("feature:"))
+    assert features == sorted(f"feature:{name}" for name, flag in flags.items() if any(flag))
+    assert {"score", "latent", "outlier_rate"} & set(report.alarms)  # so that a 1 is published below too
+
+    def sample(name: str, feature: str | None = None) -> float | None:
+        return metrics.registry.get_sample_value(name, {"feature": feature} if feature else {})
+
+    exported = {f.name for f in report.features if sample("anomaly_vae_drift_feature_alarm", f.name) is not None}
+    assert exported == {"channel", "count"}  # both flagged, over an unflagged feature of higher PSI
+    for name in exported:
+        distribution, missing = flags[name]
+        assert sample("anomaly_vae_drift_feature_alarm", name) == int(distribution)
+        assert sample("anomaly_vae_drift_feature_missing_alarm", name) == int(missing)
+    assert sample("anomaly_vae_drift_alarm") == 1
+    assert sample("anomaly_vae_drift_features_drifted") == len(report.drifted_features)
+    for name, alarm in (("score", "score"), ("latent", "latent"), ("outlier", "outlier_rate")):
+        assert sample(f"anomaly_vae_drift_{name}_alarm") == int(alarm in report.alarms)
+
+    # a new model: its first request starts a new window; the old alarms are not the new model's
+    part = frame.head(10)
+    monitor.observe(LoadedModel(fitted, "m", "2"), {n: part[n].to_numpy(dtype=object) for n in part}, np.zeros(10))
+    assert sample("anomaly_vae_drift_feature_alarm", "channel") is None
+    alarms = ("score_alarm", "latent_alarm", "outlier_alarm", "alarm")
+    assert [sample(f"anomaly_vae_drift_{name}") for name in alarms] == [0] * 4
     monitor.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly_vae.tabular.validation import RecordError
+from anomaly_vae.errors import RecordError
 from serving.errors import ApiError
 from serving.records import from_frame, from_records, from_rows, from_table
 

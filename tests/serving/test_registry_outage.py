@@ -1,5 +1,6 @@
 """The MLflow server dies while the service follows its alias: scoring and readiness carry on, and each
-failed registry check is counted (not mistaken for a broken model version).
+failed registry check is counted (not mistaken for a broken model version). The service starts while
+the registry is down: it is alive at once, unready until the registry comes up, then ready.
 
 Everything MLflow runs in processes of its own (the server, the registration, the service), given both
 MLflow URIs explicitly: earlier tests leave MLflow's process-wide URIs set, and ``MLFLOW_REGISTRY_URI`` in
@@ -76,3 +77,45 @@ def test_killed_registry_keeps_the_model_serving_and_counts_failed_checks(model_
             service.wait(timeout=30)
     assert metric(text, "anomaly_vae_reload_failures_total") == 0  # the served version was never blamed
     assert metric(text, "anomaly_vae_reload_attempts_total") == 0
+
+
+def test_the_service_starts_while_the_registry_is_down_and_becomes_ready_when_it_returns(
+    model_folder, train_frame, tmp_path
+):
+    """Two workers (the shipped configuration) against a closed loopback port: /healthz answers at once,
+    /readyz stays 503; then an MLflow server comes up on that port with the model, and the service gets
+    ready and scores, from either worker. A pod in a registry outage is unready, not crash-looping."""
+    registry_port, port = free_port(), free_port()
+    url = f"http://127.0.0.1:{registry_port}"
+    tracking = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_REGISTRY_URI": url}
+    env = {**tracking, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--model", "models:/outage@champion", "--workers", "2"]
+    service = subprocess.Popen([*command, "--port", str(port)], env=env, cwd=tmp_path)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    rows = {"records": json.loads(train_frame.head(3).to_json(orient="records"))}
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # alive as soon as a worker has imported the app, with no registry to load from
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert service.poll() is None and time.monotonic() < deadline, "/healthz never answered"
+            time.sleep(0.2)
+        for _ in range(10):  # both workers keep answering, unready, while their loads fail
+            assert client.get("/healthz", headers={"connection": "close"}).status_code == 200
+            assert client.get("/readyz", headers={"connection": "close"}).status_code == 503
+            time.sleep(0.3)
+        with mlflow_server_process(tmp_path, registry_port) as _:
+            detector = shutil.copytree(model_folder, tmp_path / DETECTOR_ARTIFACT)
+            register = [sys.executable, "-c", REGISTER, str(detector)]
+            subprocess.run(register, env={**tracking, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, check=True)
+            wait_until_ready(client, alive=lambda: service.poll() is None, seconds=60)
+            for _ in range(6):  # every worker has the model: /readyz waits for all of them
+                answer = client.post("/v1/score", json=rows, headers={"connection": "close"})
+                assert answer.status_code == 200 and answer.json()["model"] == {"name": "outage", "version": "1"}
+    finally:
+        client.close()
+        service.terminate()
+        service.wait(timeout=30)

@@ -4,6 +4,7 @@ refused and the old one keeps serving."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -80,3 +81,30 @@ def test_alias_moves_are_followed_and_broken_versions_refused(tmp_path, monkeypa
         assert "anomaly_vae_reload_attempts_total 2.0" in text
         assert 'anomaly_vae_model_info{name="svc",version="2"} 1.0' in text
         assert 'version="1"' not in text.split("anomaly_vae_model_info")[-1]
+
+
+def test_a_download_that_fails_once_is_retried_and_the_version_not_refused(tmp_path, monkeypatch, model_folder):
+    """A network blip while fetching a new version: the download is tried again after a backoff and the
+    version is served; nothing is counted against it. The one fake: the download call fails once."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    configure_tracking()
+    detector = shutil.copytree(model_folder, tmp_path / DETECTOR_ARTIFACT)
+    registry = mlflow.MlflowClient()
+    registry.set_registered_model_alias("blip", "champion", register_folder(detector, "blip"))
+    real_download, calls = mlflow.artifacts.download_artifacts, []
+
+    def flaky_download(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return real_download(*args, **kwargs)
+
+    with running(Settings(model_uri="models:/blip@champion", reload_interval_seconds=0.2)) as (client, _):
+        monkeypatch.setattr(mlflow.artifacts, "download_artifacts", flaky_download)
+        registry.set_registered_model_alias("blip", "champion", register_folder(detector, "blip"))
+        assert wait_for(lambda: client.get("/v1/model").json()["version"] == "2")
+        text = client.get("/metrics").text
+    assert len(calls) == 2  # failed once, then fetched
+    assert "anomaly_vae_reload_failures_total 0.0" in text
+    assert "anomaly_vae_reload_attempts_total 1.0" in text

@@ -91,22 +91,22 @@ def raw_request(port: int, head: bytes, body: bytes = b"") -> int:
 
 @pytest.fixture(scope="module")
 def guarded(model_folder):
-    with running(Settings(model_uri=str(model_folder), auth_token=SecretStr("s3cret"))) as (client, app):
+    with running(Settings(model_uri=str(model_folder), auth_token=SecretStr("s3cret-token-0123"))) as (client, app):
         yield client, app
 
 
 HOSTILE_AUTHORIZATION = [
     b"Bearer s\xc3\xa9cret",  # UTF-8
     b"Bearer s\xe9cret",  # latin-1
-    b"Bearer s3cret\x80",
+    b"Bearer s3cret-token-0123\x80",
     b"\xff\xfe\xfd",
-    b"Bearer \xe2\x80\x8bs3cret",  # a zero-width space first
+    b"Bearer \xe2\x80\x8bs3cret-token-0123",  # a zero-width space first
     b"Bearer",
     b"Bearer ",
     b"Basic czNjcmV0",
-    b"s3cret",
-    b"Bearer  s3cret",
-    b"Bearer s3cret s3cret",
+    b"s3cret-token-0123",
+    b"Bearer  s3cret-token-0123",
+    b"Bearer s3cret-token-0123 s3cret-token-0123",
     b"Bearer " + b"s" * 8000,
 ]
 
@@ -129,11 +129,13 @@ def test_the_right_token_in_any_scheme_case_with_other_hostile_headers(guarded, 
     port = int(client.base_url.port)  # type: ignore[arg-type]
     body = json.dumps({"records": json.loads(train_frame.head(1).to_json(orient="records"))}).encode()
     for scheme in (b"Bearer", b"bearer", b"BEARER"):
-        head = b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + scheme + b" s3cret"
+        head = b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + scheme + b" s3cret-token-0123"
         assert raw_request(port, head + b"\r\nContent-Type: application/json\r\nX-Trace: \xff\xc3\xa9", body) == 200
     statuses = {
         header: raw_request(
-            port, b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n" + header, body
+            port,
+            b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret-token-0123\r\n" + header,
+            body,
         )
         for header in (
             b"Content-Type: application/json\xff",
@@ -154,3 +156,28 @@ def test_a_token_that_is_not_visible_ascii_is_refused_at_start_up(model_folder):
     assert result.returncode == 2
     assert "ANOMALY_VAE_AUTH_TOKEN" in result.stderr and "visible ASCII" in result.stderr
     assert "s\u00e9cret-value" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("replace-with-a-long-random-token", "placeholder"),  # what deploy/k8s once shipped
+        ("CHANGEME-please-0123456789", "placeholder"),
+        ("<your-token-here>-0123456789", "placeholder"),
+        ("s3cret", "shorter than 16"),
+        ("0123456789abcde", "shorter than 16"),
+    ],
+)
+def test_a_placeholder_or_short_token_is_refused_at_start_up(model_folder, token, reason):
+    with pytest.raises(ValidationError, match=reason):
+        Settings(model_uri=str(model_folder), auth_token=SecretStr(token))
+    Settings(model_uri=str(model_folder), auth_token=SecretStr("0123456789abcdef"))  # 16 characters: accepted
+
+
+def test_the_service_stops_at_start_up_on_the_shipped_placeholder_token(model_folder):
+    env = {**os.environ, "ANOMALY_VAE_AUTH_TOKEN": "replace-with-a-long-random-token"}
+    command = [sys.executable, "-m", "serving", "--model", str(model_folder), "--port", "1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "ANOMALY_VAE_AUTH_TOKEN" in result.stderr and "placeholder" in result.stderr
+    assert "replace-with-a-long-random-token" not in result.stderr and "Traceback" not in result.stderr

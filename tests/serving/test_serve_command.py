@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from tests.serving.conftest import free_port
+from tests.serving.conftest import free_port, wait_until_ready
 
 
 @pytest.mark.parametrize("command", [["pipelines.cli", "serve"], ["serving"]])
@@ -62,8 +62,9 @@ def test_the_port_is_announced_once_and_only_when_it_accepts(model_folder, worke
         with socket.create_connection(("127.0.0.1", port), timeout=5):  # refused if announced too early
             pass
         assert f"Uvicorn running on http://127.0.0.1:{port} " in seen[-1]
-        if workers > 1:  # a worker accepts only once its model is loaded
-            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200  # model or not
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            wait_until_ready(client, alive=lambda: process.poll() is None)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
