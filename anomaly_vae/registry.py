@@ -37,8 +37,9 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(EMBEDDED_DB).resolve()}"
 
 
-def resolve(uri: str) -> ResolvedModel:
-    """The one model ``uri`` names now, downloaded when it is in MLflow.
+def resolve(uri: str, into: Path | None = None) -> ResolvedModel:
+    """The one model ``uri`` names now, downloaded when it is in MLflow (into the folder ``into``, else a
+    new temporary folder that the caller owns).
 
     An alias is looked up once and that version is downloaded, so the version reported is the one in
     the folder even when the alias moves meanwhile. A missing model is a ``ValueError`` of one line
@@ -60,7 +61,10 @@ def resolve(uri: str) -> ResolvedModel:
             name, separator, label = _parts(uri)
             version = _alias_version(store, name, label) if separator == "@" else label
             pinned = f"models:/{name}/{version}"
-        root = Path(mlflow.artifacts.download_artifacts(pinned, tracking_uri=store, registry_uri=store))
+        destination = None if into is None else str(into)
+        root = Path(
+            mlflow.artifacts.download_artifacts(pinned, tracking_uri=store, registry_uri=store, dst_path=destination)
+        )
     except MlflowException as error:
         raise ValueError(_not_found(uri, store, error)) from None
     folder = root / "artifacts" / DETECTOR_ARTIFACT

@@ -10,6 +10,7 @@ a job that scores with a local model folder never needs it.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import anomaly_vae
@@ -50,5 +51,6 @@ def load_detector(uri: str, *, device: str = "cpu") -> tuple[BaseDetector, dict[
     The URI is resolved by ``anomaly_vae.registry.resolve``: an alias is pinned to one version, and a
     model the registry lacks is a one-line ``ValueError`` saying what it holds.
     """
-    model = resolve(uri)
-    return anomaly_vae.load(model.folder, device=device), {"name": model.name, "version": model.version}
+    with tempfile.TemporaryDirectory(prefix="anomaly-vae-model-") as folder:  # removed once loaded
+        model = resolve(uri, Path(folder))
+        return anomaly_vae.load(model.folder, device=device), {"name": model.name, "version": model.version}

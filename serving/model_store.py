@@ -24,9 +24,11 @@ import asyncio
 import gc
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -60,18 +62,24 @@ class DownloadError(Exception):
 
 
 def load(uri: str, device: str = "cpu") -> LoadedModel:
-    """Load and check the model at ``uri`` (a model folder or an MLflow models:/ or runs:/ URI)."""
-    return checked(download(uri), device)
+    """Load and check the model at ``uri`` (a model folder or an MLflow models:/ or runs:/ URI).
+
+    A model from MLflow is downloaded into a temporary folder that is removed once the model is in
+    memory: a service that reloads for months leaves no copy per version behind.
+    """
+    with tempfile.TemporaryDirectory(prefix="anomaly-vae-model-") as folder:
+        return checked(download(uri, Path(folder)), device)
 
 
-def download(uri: str) -> ResolvedModel:
-    """The model ``uri`` names, in a local folder; a failure is retried with backoff, then a ``DownloadError``.
+def download(uri: str, into: Path) -> ResolvedModel:
+    """The model ``uri`` names, in a local folder (``into`` for a model in MLflow); a failure is retried
+    with backoff, then a ``DownloadError``.
 
     An artifact that is not an anomaly-vae model is the version's fault: ``NotAModelError``, at once.
     """
     for wait in (*DOWNLOAD_BACKOFF_SECONDS, None):
         try:
-            return resolve(uri)
+            return resolve(uri, into)
         except NotAModelError:
             raise
         except Exception as error:
@@ -135,7 +143,7 @@ class ModelStore:
             return False
         self.metrics.reloads.inc()
         try:
-            model = checked(download(self.uri), self.device)
+            model = load(self.uri, self.device)
         except DownloadError as error:  # the registry's fault, not the version's: tried again next time
             self.metrics.registry_errors.inc()
             logger.warning("version %s: %s; keeping version %s", version, error, self.current.version)

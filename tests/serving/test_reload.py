@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def register_broken_version(fitted, name: str, folder: Path) -> str:
 def test_alias_moves_are_followed_and_broken_versions_refused(tmp_path, monkeypatch, fitted):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    temporary = tmp_path / "tmp"  # where the service downloads each version (and training writes its plots)
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     frame, _ = mixed_frame(800, seed=3)
     data = tmp_path / "data.csv"
     frame.to_csv(data, index=False)
@@ -81,6 +85,7 @@ def test_alias_moves_are_followed_and_broken_versions_refused(tmp_path, monkeypa
         assert "anomaly_vae_reload_attempts_total 2.0" in text
         assert 'anomaly_vae_model_info{name="svc",version="2"} 1.0' in text
         assert 'version="1"' not in text.split("anomaly_vae_model_info")[-1]
+    assert not list(temporary.rglob(DETECTOR_ARTIFACT))  # every downloaded copy removed once loaded
 
 
 def test_a_download_that_fails_once_is_retried_and_the_version_not_refused(tmp_path, monkeypatch, model_folder):
