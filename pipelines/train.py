@@ -110,7 +110,7 @@ def train_and_register(
         for path in job.pictures(detector, scores, output):
             mlflow.log_artifact(str(path), artifact_path="plots")
         _check(detector, metrics, settings)
-        model_version = _log_model(detector, job.example, model_name)
+        model_version = register_model(detector, job.example, model_name)
         if alias:
             mlflow.MlflowClient().set_registered_model_alias(model_name, alias, model_version)
     logger.info(
@@ -253,7 +253,9 @@ def _tabular_pictures(detector: VAEDetector, scores: pd.DataFrame, output: Path,
     ]
 
 
-def _log_model(detector: BaseDetector, example: pd.DataFrame, model_name: str) -> str:
+def register_model(detector: BaseDetector, example: pd.DataFrame, model_name: str) -> str:
+    """Log ``detector`` as the pyfunc model of the active run, registered as a new version of
+    ``model_name`` (with its signature and ``example`` as input example); the version."""
     with tempfile.TemporaryDirectory() as folder:
         detector.save(Path(folder) / DETECTOR_ARTIFACT)
         info = mlflow.pyfunc.log_model(

@@ -16,6 +16,8 @@ import anomaly_vae
 from anomaly_vae.image.pictures import encode_png, write_png
 from anomaly_vae.registry import resolve
 from pipelines.cli import main
+from pipelines.config import validate
+from pipelines.train import RegistrationRefused, train_and_register
 from serving.settings import Settings
 from tests.serving.conftest import running
 
@@ -82,3 +84,18 @@ def test_mvtec_folder_to_registry_to_service_and_batch(tree, tmp_path, monkeypat
     pyfunc = mlflow.pyfunc.load_model(uri)
     frame = pd.DataFrame({"image": [base64.b64encode(f.read_bytes()).decode() for f in files]})
     assert pyfunc.predict(frame)["p_value"].tolist() == expected["p_value"].tolist()
+
+
+def test_an_image_model_that_cannot_resolve_its_fpr_is_refused_before_training(tree, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = validate({"detector": {"fpr": 0.001, "max_steps": 5}})
+    with pytest.raises(RegistrationRefused, match="calibration failed, before training"):
+        train_and_register(tree, "parts", settings, progress=False)
+    assert not (tmp_path / "mlartifacts").exists() or not list((tmp_path / "mlartifacts").rglob("detector"))
+
+
+def test_image_settings_are_checked_against_the_image_detector(tree):
+    with pytest.raises(ValueError, match=r"unknown detector setting\(s\): \['hidden'\].*ImageVAEDetector"):
+        validate({"detector": {"hidden": [8]}, "data": {"kind": "image"}})
+    with pytest.raises(ValueError, match=r"drop_columns.*not to an image data set"):
+        train_and_register(tree, "parts", validate({"data": {"drop_columns": ["a"]}}), progress=False)

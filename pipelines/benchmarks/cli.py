@@ -26,7 +26,8 @@ def show(text: str) -> int:
 def add_benchmark(commands: Commands) -> None:
     bench = command(commands, "benchmark", "measure quality and speed side by side with baselines")
     kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for add in (add_adbench, add_speed, add_drift_benchmark, add_batch, add_calibration, add_serving, add_mnist):
+    adders = (add_adbench, add_speed, add_drift_benchmark, add_batch, add_calibration, add_serving, add_image_speed)
+    for add in (*adders, add_image_drift, add_mnist):
         add(kinds)
 
 
@@ -97,6 +98,21 @@ def handle_drift_benchmark(args: argparse.Namespace) -> int:
     return show(run_drift_benchmark(args.train_rows, args.windows, tuple(range(args.seeds))))
 
 
+def add_image_drift(kinds: Commands) -> None:
+    drift = command(kinds, "image-drift", "drift false alarms and planted shifts for image models (MNIST-5k)")
+    drift.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
+    drift.add_argument("--digits", type=int, nargs="+", default=[3, 8], help="normal classes, one model each")
+    drift.add_argument("--windows", type=int, nargs="+", default=[50, 200], help="window sizes")
+    drift.add_argument("--trials", type=int, default=100, help="windows without drift per kind (a fifth per shift)")
+    drift.set_defaults(handler=handle_image_drift)
+
+
+def handle_image_drift(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.drift import run_image_drift_benchmark
+
+    return show(run_image_drift_benchmark(str(args.data), args.digits, args.windows, args.trials))
+
+
 def add_batch(kinds: Commands) -> None:
     batch = command(kinds, "batch", "batch scoring of 1M x 30 rows against the Parquet I/O floor")
     batch.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated input")
@@ -146,6 +162,30 @@ def handle_serving(args: argparse.Namespace) -> int:
     from pipelines.benchmarks.serving import run_serving_speed
 
     return show(run_serving_speed(args.model, seconds=args.seconds, connections=args.connections, workers=args.workers))
+
+
+def add_image_speed(kinds: Commands) -> None:
+    speed = command(kinds, "image-speed", "image serving and batch images/s at 28 x 28 and 256 x 256 (needs wrk)")
+    speed.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (array X: uint8 28 x 28 images)")
+    speed.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
+    speed.add_argument("--connections", type=int, default=4, help="wrk connections (requests in flight)")
+    speed.add_argument("--per-request", type=int, default=8, help="images per POST")
+    speed.add_argument("--batch-images", type=int, default=2000, help="PNG files of the 28 x 28 batch (a tenth at 256)")
+    speed.set_defaults(handler=handle_image_speed)
+
+
+def handle_image_speed(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.image_speed import run_image_speed
+
+    return show(
+        run_image_speed(
+            args.data,
+            seconds=args.seconds,
+            connections=args.connections,
+            per_request=args.per_request,
+            batch_images=args.batch_images,
+        )
+    )
 
 
 def add_mnist(kinds: Commands) -> None:

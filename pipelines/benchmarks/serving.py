@@ -57,7 +57,7 @@ def run_serving_speed(model_uri: str, seconds: int = 15, connections: int = 8, w
     configure_tracking()  # servers started below inherit MLFLOW_TRACKING_URI from it
     record = load_detector(model_uri)[0].schema_.typical_record()
     n = workers or len(os.sched_getaffinity(0))
-    runs = [_measure(server, seconds, connections) for server in servers(model_uri, record, n)]
+    runs = [measure(server, seconds, connections) for server in servers(model_uri, record, n)]
     return _table(runs, n, seconds, connections)
 
 
@@ -137,7 +137,7 @@ def _table(runs: list[Run], n: int, seconds: int, connections: int) -> str:
     return "\n".join(lines)
 
 
-def _measure(server: Server, seconds: int, connections: int) -> Run:
+def measure(server: Server, seconds: int, connections: int) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "post.lua"
         script.write_text(

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipelines.registry import configure_tracking, ensure_experiment
-from pipelines.train import _log_model
+from pipelines.train import register_model
 from serving.settings import Settings
 from tests.serving.conftest import running
 
@@ -27,7 +27,7 @@ def registered(tmp_path, monkeypatch, fitted, train_frame) -> str:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     configure_tracking()
     with mlflow.start_run(experiment_id=ensure_experiment()):  # as the training job does
-        assert _log_model(fitted, train_frame.head(5), "parity") == "1"
+        assert register_model(fitted, train_frame.head(5), "parity") == "1"
     return "models:/parity/1"
 
 
