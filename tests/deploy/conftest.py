@@ -1,9 +1,14 @@
-"""The real app on 127.0.0.1 after realistic traffic, for the checks of deploy/ against what it exports."""
+"""The real service (two workers) on 127.0.0.1 after realistic traffic, for the checks of deploy/ against what
+it exports."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.metrics import Metrics
-from serving.settings import Settings
 from tests.conftest import mixed_frame
-from tests.serving.conftest import model_folder, running  # noqa: F401  (model_folder is a fixture)
+from tests.serving.conftest import free_port, model_folder, wait_until_ready  # noqa: F401  (model_folder: a fixture)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -61,10 +65,24 @@ def declared() -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="session")
-def traffic(model_folder) -> Iterator[Traffic]:  # noqa: F811
-    """The service on 127.0.0.1 after one round of traffic."""
-    settings = Settings(model_uri=str(model_folder), reload_interval_seconds=0, drift_window=100, drift_step=50)
-    with running(settings) as (client, _app):
+def traffic(model_folder, tmp_path_factory) -> Iterator[Traffic]:  # noqa: F811
+    """The service as deployed, `anomaly-vae serve` with two worker processes (multiprocess metrics), on
+    127.0.0.1 after one round of traffic. Each request opens its own connection, so that both workers
+    score (they take turns accepting) and every scrape adds up both."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
+        "ANOMALY_VAE_RELOAD_INTERVAL_SECONDS": "0",
+        "ANOMALY_VAE_DRIFT_WINDOW": "40",
+        "ANOMALY_VAE_DRIFT_STEP": "20",
+        "ANOMALY_VAE_DRAIN_SECONDS": "0",
+    }
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--model", str(model_folder), "--workers", "2"]
+    process = subprocess.Popen([*command, "--port", str(port)], env=env)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"connection": "close"})
+    try:
+        wait_until_ready(client, alive=lambda: process.poll() is None, seconds=120)
         traffic = Traffic(client)
         traffic.send()
         deadline = time.monotonic() + 30  # drift windows are computed in a background thread
@@ -72,3 +90,7 @@ def traffic(model_folder) -> Iterator[Traffic]:  # noqa: F811
             assert time.monotonic() < deadline, "no drift window was computed"
             time.sleep(0.1)
         yield traffic
+    finally:
+        client.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
