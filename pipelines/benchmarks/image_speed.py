@@ -35,7 +35,7 @@ from pipelines.benchmarks.serving import Run, Server, measure
 from pipelines.registry import configure_tracking, ensure_experiment, load_detector
 from pipelines.train import register_model
 
-FIT_STEPS = 100
+FIT_STEPS = 20
 TRAIN_IMAGES = 500
 
 

@@ -142,7 +142,7 @@ def measure(server: Server, seconds: int, connections: int) -> Run:
         script = Path(folder) / "post.lua"
         script.write_text(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = [[{json.dumps(server.body)}]]\n"
+            f"wrk.body = [==[{json.dumps(server.body)}]==]\n"  # a level-2 long string: JSON may hold "]]"
         )
         # mlflow starts `uvicorn` by name: this interpreter's scripts folder goes first on PATH
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
