@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from anomaly_vae.image.datasets import read_image_dataset
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
 from anomaly_vae import ImageVAEDetector
 from anomaly_vae.image.data import to_unit_range
+from anomaly_vae.image.datasets import read_image_dataset
 from anomaly_vae.image.pictures import encode_png
 from pipelines import evaluation, plots
 from pipelines.images import grid_picture
