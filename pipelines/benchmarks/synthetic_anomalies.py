@@ -23,6 +23,7 @@ discreteness of a column either.
 from __future__ import annotations
 
 import copy
+import hashlib
 
 import numpy as np
 from sklearn.mixture import GaussianMixture
@@ -44,6 +45,19 @@ def fit_mixture(X: np.ndarray, seed: int, max_components: int = 5) -> GaussianMi
             best, best_bic = mixture, bic
     assert best is not None
     return best
+
+
+_last_fit: dict[tuple[str, int, int], GaussianMixture] = {}
+
+
+def cached_mixture(X: np.ndarray, seed: int, max_components: int) -> GaussianMixture:
+    """:func:`fit_mixture`, reusing the last fit for the same rows and seed (the local, global and clustered
+    anomalies of one data set and seed share it)."""
+    key = (hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest(), seed, max_components)
+    if key not in _last_fit:
+        _last_fit.clear()
+        _last_fit[key] = fit_mixture(X, seed, max_components)
+    return _last_fit[key]
 
 
 def _draw(mixture: GaussianMixture, n: int) -> np.ndarray:
@@ -68,7 +82,7 @@ def synthetic_anomalies(
         normals = unit
         anomalies = np.stack([rng.choice(unit[:, j], n_anomalies) for j in range(unit.shape[1])], axis=1)
     else:
-        mixture = fit_mixture(unit, seed, max_components)
+        mixture = cached_mixture(unit, seed, max_components)
         normals = _draw(mixture, n_normal)
         anomalous = copy.deepcopy(mixture)
         anomalous.random_state = seed + 1
