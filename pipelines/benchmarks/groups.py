@@ -63,7 +63,8 @@ def wins_and_p(reference: pd.Series, other: pd.Series) -> str:
     counts) and the Wilcoxon p-value of the paired differences."""
     difference = (reference - other.reindex(reference.index)).dropna().to_numpy()
     p = wilcoxon_p(difference)
-    return f"{int(np.sum(difference > 0))}-{int(np.sum(difference < 0))} (p = {p:.2f})"
+    shown = f"{p:.2f}" if math.isnan(p) or p >= 0.01 else f"{p:.0e}"
+    return f"{int(np.sum(difference > 0))}-{int(np.sum(difference < 0))} (p = {shown})"
 
 
 def paired_table(per_set: pd.DataFrame, reference: str) -> list[str]:
@@ -91,7 +92,8 @@ def paired_table(per_set: pd.DataFrame, reference: str) -> list[str]:
 
 def grouped_tables(per_set: pd.DataFrame, reference: str) -> str:
     """:func:`paired_table` for the tuning group, the confirmation group, the other sets and all of them
-    (those that have data sets), each under a line naming the group and its size."""
+    (those that have data sets), each under a line naming the group and its size; then, when the results
+    hold several anomaly types (``STEM:TYPE``), one per type over every group."""
     if reference not in set(per_set["method"]):
         return ""
     groups = per_set["dataset"].map(group_of)
@@ -100,5 +102,10 @@ def grouped_tables(per_set: pd.DataFrame, reference: str) -> str:
     for group in present + (["all"] if len(present) > 1 else []):
         rows = per_set if group == "all" else per_set[groups == group]
         title = f"Group {group}: {rows['dataset'].nunique()} data set(s); wins-losses over data sets, Wilcoxon p."
+        parts.append("\n".join([title, "", *paired_table(rows, reference)]))
+    kinds = per_set["dataset"].str.partition(":")[2]
+    for kind in [k for k in kinds.unique() if k] if kinds.nunique() > 1 else []:
+        rows = per_set[kinds == kind]
+        title = f"Anomaly type {kind}, every group: {rows['dataset'].nunique()} data set(s)."
         parts.append("\n".join([title, "", *paired_table(rows, reference)]))
     return "\n\n".join(parts)

@@ -45,3 +45,17 @@ def test_grouped_tables_report_each_group_and_all():
 def test_no_set_is_in_both_groups(group):
     other = {"tuning": "confirmation", "confirmation": "tuning"}[group]
     assert not {s for s in SHARED_SETS if group_of(s) == group} & {s for s in SHARED_SETS if group_of(s) == other}
+
+
+def test_a_table_per_synthetic_anomaly_type():
+    per_set = pd.DataFrame(
+        [
+            {"dataset": f"{d}:{k}", "method": m, "auroc": 0.5 + 0.1 * (m == "VAEDetector"), "aupr": 0.3}
+            for d in ("2_annthyroid", "5_campaign")
+            for k in ("local", "global")
+            for m in ("VAEDetector", "KNN")
+        ]
+    )
+    text = grouped_tables(per_set, "VAEDetector")
+    assert "Anomaly type local, every group: 2 data set(s)." in text and "Anomaly type global" in text
+    assert "| KNN | 0.500 | 2-0 (p = 0.50) |" in text
