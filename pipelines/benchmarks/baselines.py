@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
 
 Detector = Callable[[int], Any]  # seed -> an unfitted detector with fit / decision_function
 
@@ -26,6 +27,21 @@ class SklearnOutlier:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return -self.estimator.score_samples(X)
+
+
+class KNN:
+    """Distance to the k-th nearest training row (k = 5): PyOD's KNN at its defaults (``method="largest"``)
+    for rows it did not train on, without PyOD."""
+
+    def __init__(self, n_neighbors: int = 5) -> None:
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X: np.ndarray) -> KNN:
+        self.neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(X)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self.neighbors.kneighbors(X)[0][:, -1]
 
 
 class PCAReconstruction:
@@ -57,8 +73,12 @@ class FlatPixels:
 
 
 def tabular_baselines() -> dict[str, Detector]:
-    """scikit-learn's IsolationForest, and PyOD's VAE, AutoEncoder, IForest and ECOD when pyod is installed."""
-    methods: dict[str, Detector] = {"IsolationForest": lambda seed: SklearnOutlier(IsolationForest(random_state=seed))}
+    """scikit-learn's IsolationForest, :class:`KNN`, and PyOD's VAE, AutoEncoder, IForest and ECOD when pyod
+    is installed."""
+    methods: dict[str, Detector] = {
+        "IsolationForest": lambda seed: SklearnOutlier(IsolationForest(random_state=seed)),
+        "KNN": lambda seed: KNN(),
+    }
     try:
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.ecod import ECOD

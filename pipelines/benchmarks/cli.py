@@ -26,8 +26,19 @@ def show(text: str) -> int:
 def add_benchmark(commands: Commands) -> None:
     bench = command(commands, "benchmark", "measure quality and speed side by side with baselines")
     kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    adders = (add_adbench, add_speed, add_drift_benchmark, add_batch, add_calibration, add_serving, add_image_speed)
-    for add in (*adders, add_image_drift, add_mnist):
+    for add in (
+        add_adbench,
+        add_mixed,
+        add_fidelity,
+        add_speed,
+        add_drift_benchmark,
+        add_batch,
+        add_calibration,
+        add_serving,
+        add_image_speed,
+        add_image_drift,
+        add_mnist,
+    ):
         add(kinds)
 
 
@@ -41,6 +52,26 @@ def add_adbench(kinds: Commands) -> None:
     adbench.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
     adbench.add_argument(
         "--compare-params", type=json.loads, help="also run VAEDetector with these arguments over --params (JSON)"
+    )
+    adbench.add_argument(
+        "--setting",
+        choices=("contaminated", "one-class"),
+        default="contaminated",
+        help="contaminated: the data README's protocol; one-class: train on half the normal rows, test on the "
+        "other half and every anomaly (baselines default to IsolationForest, KNN, PyOD VAE)",
+    )
+    adbench.add_argument(
+        "--anomalies",
+        nargs="+",
+        default=["real"],
+        choices=("real", "synthetic-local", "synthetic-global", "synthetic-dependency", "synthetic-clustered"),
+        help="the data sets' own anomalies, or ADBench-style synthetic ones made from their normal rows",
+    )
+    adbench.add_argument(
+        "--group",
+        choices=("tuning", "confirmation", "all"),
+        default="all",
+        help="run the tuning or the confirmation data sets only (fixed split, pipelines/benchmarks/groups.py)",
     )
     adbench.add_argument("--baseline", dest="baselines", action="append", help="run only these baselines (repeatable)")
     adbench.add_argument("--no-baselines", dest="baselines", action="store_const", const=[], help="run no baseline")
@@ -56,12 +87,51 @@ def handle_adbench(args: argparse.Namespace) -> int:
             args.seeds,
             args.output,
             jobs=args.jobs,
+            group=args.group,
             subsample=args.subsample,
+            setting=args.setting,
+            anomalies=tuple(args.anomalies),
             params=args.params,
             baselines=args.baselines,
             compare=args.compare_params,
         )
     )
+
+
+def add_mixed(kinds: Commands) -> None:
+    summary = "categorical / boolean values that contradict the numeric columns (four dependence shapes)"
+    mixed = command(kinds, "mixed", summary)
+    mixed.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the data and the detectors")
+    mixed.add_argument("--train-rows", type=int, default=5000, help="training records (normal and contradicting)")
+    mixed.add_argument("--contamination", type=float, default=0.02, help="share of contradicting training records")
+    mixed.add_argument("--test-rows", type=int, default=2000, help="normal test records")
+    mixed.add_argument("--test-anomalies", type=int, default=400, help="contradicting test records")
+    mixed.add_argument("--noise", type=float, default=0.0, help="noise on the rules' inputs (0: exact dependence)")
+    mixed.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
+    mixed.set_defaults(handler=handle_mixed)
+
+
+def handle_mixed(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.mixed import run_mixed
+
+    options = ("train_rows", "contamination", "test_rows", "test_anomalies", "noise", "params")
+    return show(run_mixed(args.seeds, **{name: getattr(args, name) for name in options}))
+
+
+def add_fidelity(kinds: Commands) -> None:
+    summary = "samples at the defaults against the training rows (per-column KS, category shares)"
+    fidelity = command(kinds, "fidelity", summary)
+    fidelity.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the data, model and samples")
+    fidelity.add_argument("--rows", type=int, default=5000, help="training rows of the mixed synthetic frame")
+    fidelity.add_argument("--samples", type=int, default=5000, help="samples drawn from each model")
+    fidelity.add_argument("--params", type=json.loads, default={}, help="VAEDetector arguments as JSON")
+    fidelity.set_defaults(handler=handle_fidelity)
+
+
+def handle_fidelity(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.sample_fidelity import run_fidelity
+
+    return show(run_fidelity(args.seeds, rows=args.rows, n_samples=args.samples, params=args.params))
 
 
 def add_speed(kinds: Commands) -> None:
