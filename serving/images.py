@@ -55,20 +55,20 @@ def decode_items(items: list[str | list[Any]], loc_of: Callable[[int], Loc]) -> 
     return images
 
 
-def request_images(body: ImageScoreRequest) -> list[np.ndarray]:
-    """The images of a ``/v1/score`` body."""
-    items: list[str | list[Any]] = [item.data if item.data is not None else item.array for item in body.images]  # type: ignore[misc]
+def request_images(raw: bytes, max_images: int) -> tuple[ImageScoreRequest, list[np.ndarray]]:
+    """The body of a ``/v1/score`` request for an image model, and its images."""
+    body = validated(ImageScoreRequest, parse_json(raw))
+    if len(body.images) > max_images:
+        raise ApiError(413, ["body", "images"], f"at most {max_images} images per request", "too_many_records")
+    items: list[str | list[Any]] = [item.data if item.data is not None else item.array for item in body.images]
     fields = ["data" if item.data is not None else "array" for item in body.images]
-    return decode_items(items, lambda i: ["body", "images", i, fields[i]])
+    return body, decode_items(items, lambda i: ["body", "images", i, fields[i]])
 
 
 async def score_request(service: Services, model: LoadedModel, raw: bytes) -> Response:
-    """``POST /v1/score`` for an image model: the same answer as for records, maps when asked."""
-    body = validated(ImageScoreRequest, parse_json(raw))
-    if len(body.images) > service.settings.max_records:
-        limit = service.settings.max_records
-        raise ApiError(413, ["body", "images"], f"at most {limit} images per request", "too_many_records")
-    images = await service.offload.run(True, request_images, body)
+    """``POST /v1/score`` for an image model: the same answer as for records, maps when asked. Parsing,
+    decoding and scoring run in the worker thread."""
+    body, images = await service.offload.run(True, request_images, raw, service.settings.max_records)
     results = await _scored(service, model, images, body.fpr, body.maps, ["body", "images"])
     fpr, resolvable = model.fpr_used(body.fpr)
     answer = {"model": {"name": model.name, "version": model.version}, "fpr": fpr, "fpr_resolvable": resolvable}
@@ -79,7 +79,7 @@ async def invocation(service: Services, model: LoadedModel, raw: bytes, content_
     """``POST /invocations`` for an image model (MLflow's JSON formats, see :func:`invocation_images`)."""
     if media_type(content_type, (JSON,)) != JSON:
         raise ApiError(415, ["header", "content-type"], "an image model takes JSON", "unsupported_media_type")
-    data = parse_json(raw)
+    data = await service.offload.run(True, parse_json, raw)
     params = validated(InvocationParams, data.get("params") or {}) if isinstance(data, dict) else None
     fpr = None if params is None else params.fpr
     images, loc = await service.offload.run(True, invocation_images, data, service.settings.max_records)
