@@ -3,6 +3,7 @@ CSV and summarised as markdown tables."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,31 +16,36 @@ class Result:
     auroc: float
     aupr: float
     fit_seconds: float
+    score_seconds: float = math.nan  # scoring the test part, where measured
 
 
 def write_tables(results: list[Result], output: Path, stem: str, header: str) -> str:
     """Write ``stem.csv`` (one row per data set, method and seed) and ``stem.md`` to ``output``.
 
     Returns the markdown: ``header``, then mean AUROC, mean AUPR, average AUROC rank and mean fit time per
-    method, then AUROC per data set and method (means over seeds).
+    method (and mean scoring time where any method measured it), then AUROC per data set and method
+    (means over seeds).
     """
     import pandas as pd
 
     frame = pd.DataFrame([r.__dict__ for r in results])
     output.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output / f"{stem}.csv", index=False)
-    per_set = frame.groupby(["dataset", "method"])[["auroc", "aupr", "fit_seconds"]].mean().reset_index()
+    timed = bool(frame["score_seconds"].notna().any())
+    per_set = frame.groupby(["dataset", "method"])[["auroc", "aupr", "fit_seconds", "score_seconds"]].mean()
+    per_set = per_set.reset_index()
     per_set["rank"] = per_set.groupby("dataset")["auroc"].rank(ascending=False)
-    summary = per_set.groupby("method")[["auroc", "aupr", "rank", "fit_seconds"]].mean()
+    summary = per_set.groupby("method")[["auroc", "aupr", "rank", "fit_seconds", "score_seconds"]].mean()
     summary = summary.sort_values("auroc", ascending=False)
     wide = per_set.pivot(index="dataset", columns="method", values="auroc")[summary.index]
     lines = [
         header,
         "",
-        "| method | mean AUROC | mean AUPR | average rank | mean fit seconds |",
-        "| --- | --- | --- | --- | --- |",
+        "| method | mean AUROC | mean AUPR | average rank | mean fit seconds |" + (" mean score seconds |" * timed),
+        "| --- | --- | --- | --- | --- |" + " --- |" * timed,
         *(
             f"| {m} | {r.auroc:.3f} | {r.aupr:.3f} | {r['rank']:.2f} | {r.fit_seconds:.2f} |"
+            + (f" {_seconds(r.score_seconds)} |" if timed else "")
             for m, r in summary.iterrows()
         ),
         "",
@@ -50,3 +56,7 @@ def write_tables(results: list[Result], output: Path, stem: str, header: str) ->
     table = "\n".join(lines)
     (output / f"{stem}.md").write_text(table + "\n")
     return table
+
+
+def _seconds(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.2f}"
