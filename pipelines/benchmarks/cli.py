@@ -203,7 +203,8 @@ def add_mnist(kinds: Commands) -> None:
     mnist.add_argument(
         "--compare-params", type=json.loads, help="also run ImageVAEDetector with these arguments (JSON), same splits"
     )
-    mnist.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only ImageVAEDetector")
+    mnist.add_argument("--no-baselines", dest="baselines", action="store_const", const=[], help="run no baseline")
+    mnist.add_argument("--baseline", dest="baselines", action="append", help="run only these baselines (repeatable)")
     mnist.set_defaults(handler=handle_mnist)
 
 
@@ -220,7 +221,7 @@ def handle_mnist(args: argparse.Namespace) -> int:
             threads=args.threads,
             params=args.params,
             compare_params=args.compare_params,
-            baselines=args.baselines,
+            baselines=True if args.baselines is None else args.baselines,
             stem=args.stem,
         )
     )

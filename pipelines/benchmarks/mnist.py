@@ -53,7 +53,7 @@ def load_labelled(data: Path | str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_digit(
-    task: tuple[Path | str, int, int, dict[str, Any], dict[str, Any] | None, bool, Path | None, int],
+    task: tuple[Path | str, int, int, dict[str, Any], dict[str, Any] | None, bool | list[str], Path | None, int],
 ) -> list[Result]:
     """Every method on one (digit, seed): train on that digit's training images, score all test images
     (the image detectors' scoring time is measured too)."""
@@ -66,7 +66,9 @@ def run_digit(
     normal, anomaly = X_train[y_train == digit], y_test != digit
     methods = mnist_methods(params, compare_params)
     results = []
-    for name, make in methods.items() if baselines else [m for m in methods.items() if m[0].startswith("Image")]:
+    wanted = methods if baselines is True else [m for m in methods if m.startswith("Image") or m in (baselines or ())]
+    for name in wanted:
+        make = methods[name]
         detector = make(seed)
         start = time.perf_counter()
         detector.fit(normal)
@@ -98,12 +100,13 @@ def run_mnist(
     threads: int = 1,
     params: dict[str, Any] | None = None,
     compare_params: dict[str, Any] | None = None,
-    baselines: bool = True,
+    baselines: bool | list[str] = True,
     stem: str = "mnist",
 ) -> str:
     """The one-class protocol on every digit and seed; writes ``<stem>.csv``, ``<stem>.md`` and
     ``<stem>_grid.png`` (first digit and seed: four normal test images, then four anomalies) to ``output``.
-    ``data``: the mnist_5k.npz of ../shared/data/mnist (any .npz with X, y), or ``SKLEARN_DIGITS``."""
+    ``data``: the mnist_5k.npz of ../shared/data/mnist (any .npz with X, y), or ``SKLEARN_DIGITS``;
+    ``baselines``: all, none, or the names of those to run."""
     if str(data) != SKLEARN_DIGITS and not Path(data).is_file():
         raise FileNotFoundError(f"{data} not found (expected the mnist_5k.npz of ../shared/data/mnist)")
     digits = list(range(10)) if digits is None else digits
