@@ -30,8 +30,8 @@ def write_tables(results: list[Result], output: Path, stem: str, header: str) ->
 
     frame = pd.DataFrame([r.__dict__ for r in results])
     output.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output / f"{stem}.csv", index=False)
     timed = bool(frame["score_seconds"].notna().any())
+    frame.to_csv(output / f"{stem}.csv", index=False, columns=None if timed else frame.columns.drop("score_seconds"))
     per_set = frame.groupby(["dataset", "method"])[["auroc", "aupr", "fit_seconds", "score_seconds"]].mean()
     per_set = per_set.reset_index()
     per_set["rank"] = per_set.groupby("dataset")["auroc"].rank(ascending=False)
