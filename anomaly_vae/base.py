@@ -55,6 +55,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     calibrated_scores: ClassVar[tuple[str, ...]] = CALIBRATED_SCORES  # those with p-values and thresholds
     table_scores: ClassVar[tuple[str, ...]] = SCORE_NAMES  # the score columns of the table, in order
     p_value_scores: ClassVar[tuple[str, ...]] = ("neg_elbo", "reconstruction_nll")  # with a p_value_<name> column
+    score_rules: ClassVar[tuple[str, ...]] = ()  # default_score values that fit resolves (see _chosen_score)
     tuple_params: ClassVar[tuple[str, ...]] = ()  # parameters saved as JSON lists and loaded back as tuples
 
     # set by the subclass's constructor (scikit-learn: the constructor only stores its arguments)
@@ -85,6 +86,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     calibration_: Calibration
     threshold_: float
     calibration_method_: str
+    default_score_: str  # the score decision_function gives: default_score, or what "auto" chose in fit
     seed_: int
     device_: torch.device
     n_features_in_: int
@@ -127,11 +129,17 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """Set the fitted attributes ``_extra_meta`` describes (and ``config_``, ``n_features_in_``)."""
         raise NotImplementedError
 
+    def _chosen_score(self, calibration_scores: dict[str, np.ndarray]) -> str:
+        """The default score of the fitted model from the held-out calibration scores: ``default_score``
+        (a subclass that offers ``default_score="auto"`` decides here)."""
+        return self.default_score
+
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
         """The checks every detector shares; a subclass adds its own."""
-        if self.default_score not in self.calibrated_scores:
-            raise ValueError(f"default_score must be one of {self.calibrated_scores}, got: {self.default_score!r}")
+        choices = (*self.calibrated_scores, *self.score_rules)
+        if self.default_score not in choices:
+            raise ValueError(f"default_score must be one of {choices}, got: {self.default_score!r}")
         check_fpr(self.fpr)
         for name, low_open in (
             ("contamination", False),
@@ -202,7 +210,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             reference = scores
         self.calibration_method_ = "out_of_bag" if out_of_bag else "split"
         self.calibration_ = Calibration.fit({name: scores[name] for name in self.calibrated_scores}, self.contamination)
-        self.threshold_ = self.calibration_.threshold(self.default_score, self.fpr)
+        self.default_score_ = self._chosen_score(scores)
+        self.threshold_ = self.calibration_.threshold(self.default_score_, self.fpr)
         return Calibrated(calibration_data, scores, members, reference)
 
     def calibration_method(self) -> str:
@@ -250,12 +259,12 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def _score_table(self, data: ModelInput, fpr: float, contributions: bool) -> dict[str, np.ndarray]:
         scores, per_feature = self._score_data(data, per_feature=contributions)
-        default = scores[self.default_score]
+        default = scores[self.default_score_]
         columns = {name: scores[name] for name in self.table_scores}
-        columns["p_value"] = self.calibration_.p_value(self.default_score, default)
+        columns["p_value"] = self.calibration_.p_value(self.default_score_, default)
         for name in self.p_value_scores:
             columns[f"p_value_{name}"] = self.calibration_.p_value(name, scores[name])
-        columns["is_outlier"] = default > self.calibration_.threshold(self.default_score, fpr)
+        columns["is_outlier"] = default > self.calibration_.threshold(self.default_score_, fpr)
         columns.update(self._input_counts(data))
         if per_feature is not None:
             columns.update(self._contribution_columns(per_feature))
@@ -268,7 +277,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Outlier score of shape (n_samples,): the default score, HIGHER = MORE ANOMALOUS."""
-        return self.score_columns(X)[self.default_score]
+        return self.score_columns(X)[self.default_score_]
 
     def score_samples(self, X: Any) -> np.ndarray:
         """``-decision_function(X)``: an estimate of log p(x) (scikit-learn's direction)."""
@@ -305,6 +314,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "seed": self.seed_,
             "threshold": self.threshold_,
             "calibration_method": self.calibration_method_,
+            "default_score": self.default_score_,
         }
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         for name, values in self.calibration_.scores.items():
@@ -340,6 +350,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         )
         detector.threshold_ = meta["threshold"]
         detector.calibration_method_ = meta.get("calibration_method", "split")  # older folders: split only
+        detector.default_score_ = meta.get("default_score", params["default_score"])  # older folders: the parameter
         return detector
 
     def __sklearn_tags__(self) -> Any:

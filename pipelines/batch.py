@@ -215,7 +215,7 @@ class _Scoring:
 def _fpr_resolution(detector: Any, fpr: float) -> dict[str, Any]:
     """The false-positive rate used, the smallest one the model's calibration resolves, and whether ``fpr``
     is resolved (else ``is_outlier`` is False for every record, whatever its score): logged at once."""
-    resolvable = math.isfinite(detector.calibration_.threshold(detector.default_score, fpr))
+    resolvable = math.isfinite(detector.calibration_.threshold(detector.default_score_, fpr))
     smallest = detector.calibration_.smallest_fpr
     if not resolvable:
         digits = 2 - math.floor(math.log10(smallest))  # three significant digits, rounded up

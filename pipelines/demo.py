@@ -25,12 +25,11 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from anomaly_vae import ImageVAEDetector
 from anomaly_vae.image.pictures import write_png
 from anomaly_vae.registry import EMBEDDED_DB
 from pipelines.batch import score_file
 from pipelines.config import validate
-from pipelines.registry import EMBEDDED_ARTIFACTS
+from pipelines.registry import EMBEDDED_ARTIFACTS, load_detector
 from pipelines.sample import sample_to_file
 from pipelines.train import train_and_register
 
@@ -145,7 +144,7 @@ def image_demo(out: Path) -> None:
     logger.info("")
     logger.info("registered %s version %s as @%s (run %s)", IMAGE_MODEL_NAME, result.version, ALIAS, result.run_id)
     logger.info("scored %s with %s: %d zeros, %d other digits", out / "held_out", uri, (~truth).sum(), truth.sum())
-    default = scores[ImageVAEDetector().default_score].to_numpy()
+    default = scores[load_detector(uri)[0].default_score_].to_numpy()
     _log_quality(truth, default, scores["is_outlier"].to_numpy(), ("other digits", "zeros"))
     logger.info("results:     %s", out / "scores.csv")
     logger.info("samples:     %s (what the model thinks a zero looks like)", out / "samples.png")

@@ -48,7 +48,7 @@ def score_figure(
     take in every threshold line; scores beyond that go in hatched underflow / overflow bars at the ends,
     labelled with their count and extreme value, so a score above a threshold always lies right of its
     line. Without labels the bars count rows; with 0/1 labels each class is a share of its rows."""
-    name = detector.default_score
+    name = detector.default_score_
     values = scores[name].to_numpy(dtype=np.float64)
     thresholds = {}
     for fpr in sorted({0.01, 0.05, detector.fpr}):

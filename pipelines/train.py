@@ -101,7 +101,7 @@ def train_and_register(
         scores = detector.score_frame(rows.test, contributions=kind == "tabular")
         metrics = _calibration_metrics(detector)
         if rows.test_labels is not None:
-            metrics |= evaluation.metrics(rows.test_labels, scores, detector.default_score)
+            metrics |= evaluation.metrics(rows.test_labels, scores, detector.default_score_)
             metrics |= job.extra_metrics(detector)
             evaluation.report(metrics, rows.counts, detector.fpr, settings.data.train_on, job.unit)
             if metrics["test_auroc"] < 0.5:

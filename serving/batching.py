@@ -119,7 +119,7 @@ class ScoreBatcher:
                 alone = [self._score_group([job]) for job in jobs]
                 return _Scored([o for one in alone for o in one.outcomes], [d for one in alone for d in one.drift])
             return _Scored([(job, error) for job in jobs], [])
-        default = first.model.detector.default_score
+        default = first.model.detector.default_score_
         self.metrics.observe_scores(scores, default)
         lists = {name: values.tolist() for name, values in scores.items()}
         results = [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]

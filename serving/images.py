@@ -96,10 +96,10 @@ async def _scored(
     detector = model.detector
     assert isinstance(detector, ImageVAEDetector)
     scores, results = await service.offload.run(True, _score, detector, images, fpr, maps, loc)
-    service.metrics.observe_scores(scores, detector.default_score)
+    service.metrics.observe_scores(scores, detector.default_score_)
     column = np.empty(len(images), dtype=object)
     column[:] = images
-    service.monitor.observe(model, {"image": column}, scores[detector.default_score])
+    service.monitor.observe(model, {"image": column}, scores[detector.default_score_])
     return results
 
 

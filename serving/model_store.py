@@ -54,7 +54,7 @@ class LoadedModel:
         calibration resolves it: below ``calibration_.smallest_fpr`` no threshold exists and no record can
         be flagged, whatever its score."""
         fpr = self.detector.fpr if fpr is None else fpr
-        return fpr, math.isfinite(self.detector.calibration_.threshold(self.detector.default_score, fpr))
+        return fpr, math.isfinite(self.detector.calibration_.threshold(self.detector.default_score_, fpr))
 
 
 class DownloadError(Exception):

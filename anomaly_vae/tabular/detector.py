@@ -191,14 +191,14 @@ class VAEDetector(BaseDetector):
         self.config_ = self._network_config()
         encoded = self.schema_.encode(frame)
         calibrated = self._train_and_calibrate(self._tensor_data(encoded), frame, callbacks)
-        default = calibrated.reference[self.default_score]
+        default = calibrated.reference[self.default_score_]
         latent = latent_means(self.model_, calibrated.data)  # each member's codes of the records it left out
         self.profile_: ReferenceProfile | None = ReferenceProfile.fit(
             self.schema_,
             encoded,
-            score_name=self.default_score,
+            score_name=self.default_score_,
             reference_scores=default,
-            reference_p_values=self.calibration_.p_value(self.default_score, default),
+            reference_p_values=self.calibration_.p_value(self.default_score_, default),
             reference_latent=[codes[rows] for codes, rows in zip(latent, calibrated.members, strict=True)],
         )
         return self
@@ -310,13 +310,13 @@ class VAEDetector(BaseDetector):
         encoded = self.schema_.encode(self._columns(X))
         data = self._tensor_data(encoded)
         scores = checked_scores(
-            scores, len(encoded), lambda: self._score_data(data, per_feature=False)[0][self.default_score]
+            scores, len(encoded), lambda: self._score_data(data, per_feature=False)[0][self.default_score_]
         )
         return profile.compare(
             self.schema_,
             encoded,
             scores=scores,
-            p_values=self.calibration_.p_value(self.default_score, scores),
+            p_values=self.calibration_.p_value(self.default_score_, scores),
             latent=latent_means(self.model_, data),
             fpr=self.fpr,
             n_calibration=self.calibration_.size,

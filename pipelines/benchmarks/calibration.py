@@ -50,7 +50,7 @@ def realised_rates(
             detector = VAEDetector(**{"random_state": seed, **params}).fit(mixed_frame(train_rows, seed=seed)[0])
         scores = detector.decision_function(fresh)
         sizes.append(detector.calibration_.size)
-        rates.append([np.mean(scores > detector.calibration_.threshold(detector.default_score, f)) for f in fprs])
+        rates.append([np.mean(scores > detector.calibration_.threshold(detector.default_score_, f)) for f in fprs])
     return sizes, np.asarray(rates)
 
 

@@ -260,13 +260,21 @@ def handle_image_speed(args: argparse.Namespace) -> int:
 
 def add_mnist(kinds: Commands) -> None:
     mnist = command(kinds, "mnist", "one-class MNIST (each digit x seed) against baselines on raw pixels")
-    mnist.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
+    mnist.add_argument(
+        "--data", required=True, help="mnist_5k.npz (arrays X: uint8 images, y: digits), or sklearn:digits (8 x 8)"
+    )
     mnist.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="normal classes, one at a time")
     mnist.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the split and the detectors")
-    mnist.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel (one thread each)")
+    mnist.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel")
+    mnist.add_argument("--threads", type=int, default=1, help="torch threads of each run")
     mnist.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, grid")
+    mnist.add_argument("--stem", default="mnist", help="file names in --output: STEM.csv, STEM.md, STEM_grid.png")
     mnist.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
-    mnist.add_argument("--no-baselines", dest="baselines", action="store_false", help="run only ImageVAEDetector")
+    mnist.add_argument(
+        "--compare-params", type=json.loads, help="also run ImageVAEDetector with these arguments (JSON), same splits"
+    )
+    mnist.add_argument("--no-baselines", dest="baselines", action="store_const", const=[], help="run no baseline")
+    mnist.add_argument("--baseline", dest="baselines", action="append", help="run only these baselines (repeatable)")
     mnist.set_defaults(handler=handle_mnist)
 
 
@@ -280,7 +288,10 @@ def handle_mnist(args: argparse.Namespace) -> int:
             digits=args.digits,
             seeds=args.seeds,
             jobs=args.jobs,
+            threads=args.threads,
             params=args.params,
-            baselines=args.baselines,
+            compare_params=args.compare_params,
+            baselines=True if args.baselines is None else args.baselines,
+            stem=args.stem,
         )
     )

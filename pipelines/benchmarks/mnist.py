@@ -1,6 +1,6 @@
 """The one-class MNIST benchmark of ../shared/data/README.md: :class:`ImageVAEDetector` trained on one
 digit's images, all test images scored (the other digits are the anomalies), with baselines on raw pixels
-in the same run."""
+in the same run. The same protocol runs on scikit-learn's 8 x 8 digits (``data="sklearn:digits"``)."""
 
 from __future__ import annotations
 
@@ -20,43 +20,69 @@ from pipelines.benchmarks.results import Result, write_tables
 from pipelines.images import grid_picture
 
 logger = logging.getLogger(__name__)
+SKLEARN_DIGITS = "sklearn:digits"  # scikit-learn's load_digits: 1,797 images of 8 x 8, intensities 0-16
+COMPARED = "ImageVAEDetector (compare-params)"
 
 
-def mnist_methods(params: dict[str, Any] | None = None) -> dict[str, Detector]:
-    """ImageVAEDetector (with ``params`` over its defaults) and the baselines on raw pixels of
+def mnist_methods(
+    params: dict[str, Any] | None = None, compare_params: dict[str, Any] | None = None
+) -> dict[str, Detector]:
+    """ImageVAEDetector (with ``params`` over its defaults; with ``compare_params`` too, a second one with
+    those over its defaults) and the baselines on raw pixels of
     :func:`~pipelines.benchmarks.baselines.pixel_baselines`."""
-    methods: dict[str, Detector] = {
-        "ImageVAEDetector": lambda seed: ImageVAEDetector(**{"random_state": seed, "device": "cpu", **(params or {})})
-    }
+
+    def vae(extra: dict[str, Any] | None) -> Detector:
+        return lambda seed: ImageVAEDetector(**{"random_state": seed, "device": "cpu", **(extra or {})})
+
+    methods = {"ImageVAEDetector": vae(params)}
+    if compare_params is not None:
+        methods[COMPARED] = vae(compare_params)
     return methods | pixel_baselines()
 
 
-def run_digit(task: tuple[Path, int, int, dict[str, Any], bool, Path | None]) -> list[Result]:
-    """Every method on one (digit, seed): train on that digit's training images, score all test images."""
+def load_labelled(data: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and digits of an MNIST-like ``.npz`` (arrays X, y), or of scikit-learn's 8 x 8 digits
+    (``SKLEARN_DIGITS``) as floats in [0, 1]."""
+    if str(data) == SKLEARN_DIGITS:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return (digits.images / 16.0).astype(np.float32), digits.target
+    with np.load(data) as archive:
+        return archive["X"], archive["y"]
+
+
+def run_digit(
+    task: tuple[Path | str, int, int, dict[str, Any], dict[str, Any] | None, bool | list[str], Path | None, int],
+) -> list[Result]:
+    """Every method on one (digit, seed): train on that digit's training images, score all test images
+    (the image detectors' scoring time is measured too)."""
     import torch
 
-    torch.set_num_threads(1)  # one thread per task; tasks run in parallel
-    path, digit, seed, params, baselines, grid_path = task
-    with np.load(path) as archive:
-        X, y = archive["X"], archive["y"]
+    data, digit, seed, params, compare_params, baselines, grid_path, threads = task
+    torch.set_num_threads(threads)  # tasks run in parallel, ``threads`` each
+    X, y = load_labelled(data)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-    normal = X_train[y_train == digit]
-    methods = mnist_methods(params)
+    normal, anomaly = X_train[y_train == digit], y_test != digit
+    methods = mnist_methods(params, compare_params)
     results = []
-    for name, make in methods.items() if baselines else [("ImageVAEDetector", methods["ImageVAEDetector"])]:
+    wanted = methods if baselines is True else [m for m in methods if m.startswith("Image") or m in (baselines or ())]
+    for name in wanted:
+        make = methods[name]
         detector = make(seed)
         start = time.perf_counter()
         detector.fit(normal)
-        fit_seconds = time.perf_counter() - start
-        anomaly = y_test != digit
+        fit_seconds, score_seconds = time.perf_counter() - start, float("nan")
         if isinstance(detector, ImageVAEDetector):  # also the plain -log p(x), from the same fit
+            start = time.perf_counter()
             frame = detector.score_frame(X_test)
-            runs = {name: frame[detector.default_score], f"{name}, -log p(x) only": frame["neg_log_likelihood"]}
+            score_seconds = time.perf_counter() - start
+            runs = {name: frame[detector.default_score_], f"{name}, -log p(x) only": frame["neg_log_likelihood"]}
         else:
             runs = {name: detector.decision_function(X_test)}
         for method, scores in runs.items():
             auroc, aupr = roc_auc_score(anomaly, scores), average_precision_score(anomaly, scores)
-            results.append(Result(f"digit {digit}", method, seed, auroc, aupr, fit_seconds))
+            results.append(Result(f"digit {digit}", method, seed, auroc, aupr, fit_seconds, score_seconds))
         if grid_path is not None and isinstance(detector, ImageVAEDetector):
             order = np.r_[np.flatnonzero(~anomaly)[:4], np.flatnonzero(anomaly)[:4]]
             grid_picture(detector, X_test[order], grid_path, select="first")
@@ -65,38 +91,47 @@ def run_digit(task: tuple[Path, int, int, dict[str, Any], bool, Path | None]) ->
 
 
 def run_mnist(
-    data: Path,
+    data: Path | str,
     output: Path,
     *,
     digits: list[int] | None = None,
     seeds: list[int] | None = None,
     jobs: int = 2,
+    threads: int = 1,
     params: dict[str, Any] | None = None,
-    baselines: bool = True,
+    compare_params: dict[str, Any] | None = None,
+    baselines: bool | list[str] = True,
+    stem: str = "mnist",
 ) -> str:
-    """The one-class protocol on every digit and seed; writes ``mnist.csv``, ``mnist.md`` and
-    ``mnist_grid.png`` (digit 0, seed 0: four normal test images, then four anomalies) to ``output``."""
-    if not Path(data).is_file():
+    """The one-class protocol on every digit and seed; writes ``<stem>.csv``, ``<stem>.md`` and
+    ``<stem>_grid.png`` (first digit and seed: four normal test images, then four anomalies) to ``output``.
+    ``data``: the mnist_5k.npz of ../shared/data/mnist (any .npz with X, y), or ``SKLEARN_DIGITS``;
+    ``baselines``: all, none, or the names of those to run."""
+    if str(data) != SKLEARN_DIGITS and not Path(data).is_file():
         raise FileNotFoundError(f"{data} not found (expected the mnist_5k.npz of ../shared/data/mnist)")
     digits = list(range(10)) if digits is None else digits
     seeds = [0, 1, 2] if seeds is None else seeds
     output.mkdir(parents=True, exist_ok=True)
     tasks = [
         (
-            Path(data),
+            data,
             d,
             s,
             params or {},
+            compare_params,
             baselines,
-            output / "mnist_grid.png" if (d, s) == (digits[0], seeds[0]) else None,
+            output / f"{stem}_grid.png" if (d, s) == (digits[0], seeds[0]) else None,
+            threads,
         )
         for s in seeds
         for d in digits
     ]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = [r for rs in pool.map(run_digit, tasks) for r in rs]
+    name = "scikit-learn's 8 x 8 digits" if str(data) == SKLEARN_DIGITS else f"MNIST ({Path(data).name})"
     header = (
-        f"One-class MNIST ({Path(data).name}), digits {digits}, seeds {seeds}: train on one digit's training "
-        "images, score all test images (the other digits are the anomalies); AUROC and AUPR, mean over seeds."
+        f"One-class {name}, digits {digits}, seeds {seeds}: train on one digit's training "
+        "images, score all test images (the other digits are the anomalies); AUROC and AUPR, mean over seeds; "
+        f"{jobs} run(s) at a time, {threads} torch thread(s) each."
     )
-    return write_tables(results, output, "mnist", header)
+    return write_tables(results, output, stem, header)

@@ -25,7 +25,7 @@ async def describe(_: Auth, model: Model) -> ModelDescription:
         name=model.name,
         version=model.version,
         kind=detector.kind,
-        default_score=detector.default_score,
+        default_score=detector.default_score_,
         fpr=fpr,
         smallest_fpr=detector.calibration_.smallest_fpr,
         fpr_resolvable=resolvable,

@@ -22,7 +22,7 @@ def detector():
     """What the plots read from a fitted detector: a calibration whose 1% threshold (about 3.5) lies above
     the 99.5th percentile of the scores below."""
     calibration = np.r_[np.random.default_rng(1).normal(size=594), np.linspace(3.5, 4.5, 6)]
-    return SimpleNamespace(default_score=NAME, fpr=0.01, calibration_=Calibration.fit({NAME: calibration}))
+    return SimpleNamespace(default_score_=NAME, fpr=0.01, calibration_=Calibration.fit({NAME: calibration}))
 
 
 def scores_with(*extra: float) -> pd.DataFrame:
