@@ -16,16 +16,9 @@ from anomaly_vae import ImageVAEDetector
 from anomaly_vae.errors import RecordError
 from anomaly_vae.image.profile import FEATURES, image_statistics
 from anomaly_vae.profile import DriftThresholds
+from tests.anomaly_vae.test_image_detector import TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-TINY = {
-    "max_steps": 150,
-    "eval_every": 50,
-    "kl_warmup_steps": 50,
-    "n_importance_samples": 8,
-    "base_channels": 8,
-    "augment_shift": 0,
-}
 SAVED = Path(__file__).parents[1] / "fixtures" / "saved_models" / "image"
 
 
