@@ -193,15 +193,14 @@ class ReferenceProfile:
     ) -> DriftReport:
         """Drift of records whose features are all numeric (``values``: feature name -> (n,) raw values,
         NaN for missing) against this profile; the other arguments as for :meth:`report`."""
-        limits = thresholds or DriftThresholds()
-        n = len(scores)
-        if n == 0:
-            raise ValueError("no records to compare with the reference profile")
         profiles = {f.name: f for f in self.features}
-        level = self.level(limits)
-        features = [
-            numeric_drift(profiles[name], column, limits, level, self.n_reference) for name, column in values.items()
-        ]
+
+        def features(limits: DriftThresholds, level: float) -> list[FeatureDrift]:
+            return [
+                numeric_drift(profiles[name], column, limits, level, self.n_reference)
+                for name, column in values.items()
+            ]
+
         return self.report(
             features,
             scores=scores,
@@ -209,25 +208,30 @@ class ReferenceProfile:
             latent=latent,
             fpr=fpr,
             n_calibration=n_calibration,
-            limits=limits,
+            thresholds=thresholds,
         )
 
     def report(
         self,
-        features: list[FeatureDrift],
+        feature_drift: Callable[[DriftThresholds, float], list[FeatureDrift]],
         *,
         scores: np.ndarray,
         p_values: np.ndarray,
         latent: np.ndarray,
         fpr: float,
         n_calibration: int,
-        limits: DriftThresholds,
+        thresholds: DriftThresholds | None = None,
     ) -> DriftReport:
-        """The report of a window of records: its features' drift (tested at :meth:`level`), default
-        ``scores``, conformal ``p_values`` from ``n_calibration`` calibration scores, and encoder means
-        ``latent`` of shape (members, n, latent_dim); outliers are ``p_values <= fpr``."""
+        """The report of a window of records: its features' drift (``feature_drift(limits, level)``,
+        tested at :meth:`level`), default ``scores``, conformal ``p_values`` from ``n_calibration``
+        calibration scores, and encoder means ``latent`` of shape (members, n, latent_dim); outliers are
+        ``p_values <= fpr``."""
+        limits = thresholds or DriftThresholds()
         n = len(scores)
+        if n == 0:
+            raise ValueError("no records to compare with the reference profile")
         level = self.level(limits)
+        features = feature_drift(limits, level)
         score_counts = drift.bin_counts(scores, np.asarray(self.score_edges))
         score_psi = drift.psi(np.asarray(self.score_counts), score_counts)
         score_p_value = drift.homogeneity_p_value(np.asarray(self.score_counts), score_counts)

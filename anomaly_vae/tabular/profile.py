@@ -89,15 +89,14 @@ class ReferenceProfile(shared.ReferenceProfile):
         """Drift of the records ``encoded`` (with their default ``scores``, conformal ``p_values`` from
         ``n_calibration`` calibration scores, and encoder means ``latent`` of shape (members, n,
         latent_dim)) against this profile; outliers are ``p_values <= fpr``."""
-        limits = thresholds or DriftThresholds()
-        if len(encoded) == 0:
-            raise ValueError("no records to compare with the reference profile")
         profiles = {f.name: f for f in self.features}
-        level = self.level(limits)
-        features = [
-            _feature_drift(profiles[column.name], column, values, limits, level, self.n_reference)
-            for column, values in _columns(schema, encoded)
-        ]
+
+        def features(limits: DriftThresholds, level: float) -> list[FeatureDrift]:
+            return [
+                _feature_drift(profiles[column.name], column, values, limits, level, self.n_reference)
+                for column, values in _columns(schema, encoded)
+            ]
+
         return self.report(
             features,
             scores=scores,
@@ -105,7 +104,7 @@ class ReferenceProfile(shared.ReferenceProfile):
             latent=latent,
             fpr=fpr,
             n_calibration=n_calibration,
-            limits=limits,
+            thresholds=thresholds,
         )
 
 
