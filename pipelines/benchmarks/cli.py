@@ -38,6 +38,7 @@ def add_benchmark(commands: Commands) -> None:
         add_image_speed,
         add_image_drift,
         add_mnist,
+        add_image_defects,
     ):
         add(kinds)
 
@@ -292,6 +293,39 @@ def handle_mnist(args: argparse.Namespace) -> int:
             params=args.params,
             compare_params=args.compare_params,
             baselines=True if args.baselines is None else args.baselines,
+            stem=args.stem,
+        )
+    )
+
+
+def add_image_defects(kinds: Commands) -> None:
+    summary = "do the anomaly maps point at planted defects (MNIST-5k test images, against PCA residuals)"
+    defects = command(kinds, "image-defects", summary)
+    defects.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
+    defects.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="normal classes, one at a time")
+    defects.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the split, models, defects")
+    defects.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel")
+    defects.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    defects.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, maps")
+    defects.add_argument(
+        "--stem", default="image_defects", help="file names in --output: STEM.csv, STEM.md, STEM_maps.png"
+    )
+    defects.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+    defects.set_defaults(handler=handle_image_defects)
+
+
+def handle_image_defects(args: argparse.Namespace) -> int:
+    from pipelines.benchmarks.image_defects import run_image_defects
+
+    return show(
+        run_image_defects(
+            args.data,
+            args.output,
+            digits=args.digits,
+            seeds=args.seeds,
+            jobs=args.jobs,
+            threads=args.threads,
+            params=args.params,
             stem=args.stem,
         )
     )
