@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from anomaly_vae.network import HALF_LOG_2PI, kl_divergence
 from anomaly_vae.tabular.model import DecoderOutput, TabularVAE, VAEConfig
+from anomaly_vae.tabular.schema import SOFT_CLIP
 from anomaly_vae.tabular.tensors import TensorData
 
 
@@ -19,6 +20,13 @@ def feature_nll(out: DecoderOutput, data: TensorData, config: VAEConfig) -> torc
     ensemble members and importance samples broadcast against the data).
     """
     numeric = gaussian_nll(data.numeric, out.numeric_mean, out.numeric_sigma)
+    if discrete := config.discrete:
+        index = torch.tensor(discrete, device=numeric.device)
+        half = torch.tensor([config.half_steps[j] for j in discrete], device=numeric.device)
+        cell = discretized_gaussian_nll(
+            data.numeric[:, index], out.numeric_mean[..., index], out.numeric_sigma[..., index], half
+        )
+        numeric = numeric.index_copy(-1, index, cell)
     leading = numeric.shape[:-1]
     categorical = [
         -torch.log_softmax(logits, dim=-1).gather(-1, data.categorical[:, j].expand(leading)[..., None])
@@ -50,6 +58,28 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor) -> to
         return torch.addcmul(torch.log(sigma) + HALF_LOG_2PI, z, z, value=0.5)
     z = torch.sub(x, mean).div_(sigma)
     return z.square_().mul_(0.5).add_(torch.log(sigma) + HALF_LOG_2PI)
+
+
+def clip_log_slope(x: torch.Tensor) -> torch.Tensor:
+    """-log of the soft clip's slope at encoded values ``x``: 0 inside, ``|x| - SOFT_CLIP`` beyond (where
+    the slope is ``exp(SOFT_CLIP - |x|)``)."""
+    return (x.abs() - SOFT_CLIP).clamp(min=0.0)
+
+
+def discretized_gaussian_nll(
+    x: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor, half_step: torch.Tensor
+) -> torch.Tensor:
+    """-log of the Gaussian's probability of the grid cell around ``x`` (half-width ``half_step`` in encoded
+    units), elementwise. A density on values that only take a few levels (flags, counts) rewards a
+    decoder for collapsing onto them without bound; a cell's probability is at most 1. Beyond the soft
+    clip the encoding compresses the cells: their width shrinks with the transform's slope there."""
+    half = half_step * torch.exp(-clip_log_slope(x))
+    upper, lower = (x + half - mean) / sigma, (x - half - mean) / sigma
+    flip = lower > 0  # both edges in the upper tail: take the mass from the lower tail, where log_ndtr is exact
+    upper, lower = torch.where(flip, -lower, upper), torch.where(flip, -upper, lower)
+    log_upper = torch.special.log_ndtr(upper)
+    mass = -torch.expm1(torch.special.log_ndtr(lower) - log_upper)  # P(cell) / Phi(upper)
+    return -(log_upper + torch.log(mass.clamp(min=1e-30)))
 
 
 def elbo_loss(

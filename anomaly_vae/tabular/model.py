@@ -31,12 +31,20 @@ class VAEConfig:
     hidden: tuple[int, ...] = (64, 32)
     latent_dim: int = 8
     min_sigma: float = 0.05
+    # per numeric column, half its grid step in encoded units: > 0 gives the column a discretized likelihood
+    # (the probability of the value's grid cell); 0, or () for models saved before: a density
+    half_steps: tuple[float, ...] = ()
     n_members: int = 1
     context_dim: int = 0  # width of the encoded context of a conditional VAE (0: unconditional)
 
     @property
     def input_dim(self) -> int:
         return self.n_numeric + sum(self.category_sizes) + self.n_boolean + len(self.missing_features)
+
+    @property
+    def discrete(self) -> list[int]:
+        """Indexes of the numeric columns with a discretized likelihood."""
+        return [j for j, half in enumerate(self.half_steps) if half > 0]
 
 
 class EnsembleLinear(nn.Module):

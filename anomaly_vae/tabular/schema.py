@@ -7,7 +7,9 @@ encode with a ``ValueError`` that names the column.
 Numeric columns are robust-scaled, ``(x - median) / scale`` with ``scale`` the normal-consistent IQR
 (falling back to the MAD, the standard deviation, then 1 for constant columns), and then soft-clipped
 beyond ``±SOFT_CLIP`` with a logarithm so a heavy tail cannot dominate training. The transform is
-monotone, so extreme values stay extreme. Categorical columns keep a vocabulary of their most frequent
+monotone, so extreme values stay extreme. A numeric column whose values lie on a grid (counts, flags,
+rounded values) keeps the grid's step (``Column.step``; its centre is then a grid point, and
+:meth:`TabularSchema.decode` puts values back on the grid). Categorical columns keep a vocabulary of their most frequent
 values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN (numeric, boolean) or
 -1 (categorical) and are left out of the likelihood.
 
@@ -61,6 +63,9 @@ class Column:
     scale: float = 1.0
     categories: list[str] = field(default_factory=list)  # without the unknown bucket
     missing_rate: float = 0.0
+    step: float = (
+        0.0  # numeric columns whose values lie on a grid (counts, flags, rounded values): its step; 0: continuous
+    )
     dtype: str = ""  # the training frame's dtype, restored by decode ("" for models saved before it was kept)
     context: bool = False  # an input of a conditional model, not modelled
 
@@ -85,6 +90,23 @@ def decode_numeric(encoded: np.ndarray, column: Column) -> np.ndarray:
     excess = np.maximum(np.abs(encoded) - SOFT_CLIP, 0.0)
     unclipped = np.where(excess > 0, np.sign(encoded) * (SOFT_CLIP + np.expm1(excess)), encoded)
     return column.center + column.scale * unclipped
+
+
+def grid_step(values: np.ndarray) -> float:
+    """The step of the grid the finite values lie on (every value is the smallest one plus a whole number of
+    steps, the step being the smallest gap): 1 for counts and 0/1 flags, 0.01 for amounts in cents; 0 when
+    they lie on none (measurements) or there are fewer than two distinct values."""
+    distinct = np.unique(values[np.isfinite(values)])
+    if len(distinct) < 2:
+        return 0.0
+    step = float(np.diff(distinct).min())
+    steps = (distinct - distinct[0]) / step
+    return step if bool(np.all(np.abs(steps - np.round(steps)) < 1e-3)) else 0.0
+
+
+def snap(values: np.ndarray, origin: float, step: float) -> np.ndarray:
+    """``values`` moved to the nearest point of the grid ``origin + k * step``."""
+    return origin + np.round((values - origin) / step) * step
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
@@ -154,6 +176,9 @@ class TabularSchema:
                 if np.isinf(values).any():
                     raise ValueError(f"column {name!r} contains infinite values")
                 column.center, column.scale = robust_center_scale(values)
+                column.step = grid_step(values)
+                if column.step:  # keep the centre on the grid, so decoded values can be put back on it
+                    column.center = float(snap(np.float64(column.center), np.nanmin(values), column.step))
             elif kind == CATEGORICAL:
                 counts = pd.Series(category_keys(series.dropna().to_numpy(dtype=object))).value_counts(sort=False)
                 counts = counts.sort_index().sort_values(ascending=False, kind="stable")
@@ -310,7 +335,8 @@ class TabularSchema:
         ``"<unknown>"``), booleans, missing values, and the training dtypes where the values allow them."""
         values: dict[str, np.ndarray] = {}
         for j, column in enumerate(self.of_kind(NUMERIC)):
-            values[column.name] = decode_numeric(batch.numeric[:, j], column)
+            decoded = decode_numeric(batch.numeric[:, j], column)
+            values[column.name] = snap(decoded, column.center, column.step) if column.step else decoded
         for j, column in enumerate(self.of_kind(CATEGORICAL)):
             labels = np.array([None, *column.categories], dtype=object)  # None: filled with UNKNOWN below
             codes = batch.categorical[:, j]

@@ -247,3 +247,18 @@ def test_input_the_model_never_saw_is_scored_and_counted(fitted, train_frame):
     assert scores["missing_unseen"].tolist() == [0, 1, 0, 0]
     assert scores["unknown_categories"].tolist() == [0, 0, 1, 1]  # "MALE" is not "male"
     assert np.isfinite(scores["neg_log_likelihood"]).all()
+
+
+def test_a_count_column_is_scored_by_the_probability_of_its_value(fitted, train_frame):
+    steps = {c.name: c.step for c in fitted.schema_.columns}
+    assert steps == {
+        "amount": 0.0,
+        "duration": 0.0,
+        "load": 0.0,
+        "count": 1.0,
+        "channel": 0.0,
+        "tier": 0.0,
+        "flagged": 0.0,
+    }
+    frame = fitted.score_frame(train_frame.head(500), contributions=True)
+    assert (frame["contribution_count"] >= 0).all()  # -log of a probability (a density's can be negative)

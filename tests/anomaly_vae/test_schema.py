@@ -145,3 +145,31 @@ def test_identifier_and_constant_columns_warn_naming_the_column_and_how_to_drop_
     assert "'row_number' looks like an identifier (60 distinct values in 60 rows)" in messages[0]
     assert "'site' is constant" in messages[1] and "--drop-columns site" in messages[1]
     assert "'user_id' looks like an identifier" in messages[2] and "--drop-columns user_id" in messages[2]
+
+
+@pytest.mark.parametrize(
+    ("values", "step"),
+    [
+        ([0, 1, 1, 0, 1], 1.0),  # a flag
+        ([3, 0, 7, 12, 3, 1], 1.0),  # counts
+        ([0.25, 1.5, 0.75, 2.0, 1.0], 0.25),  # a grid that does not start at 0 or 1
+        ([10.01, 10.05, 9.99, 12.49], 0.02),  # amounts rounded to 2 decimals (smallest gap 0.02)
+        ([0.12, 0.37, 0.91, 1.44], 0.0),  # measurements: no grid
+        ([5, 5, 5], 0.0),  # one value
+    ],
+)
+def test_numeric_columns_on_a_grid_get_its_step(values, step):
+    column = TabularSchema.fit(pd.DataFrame({"x": values})).columns[0]
+    assert column.step == pytest.approx(step)
+    if step:  # the centre is a grid point, so decoding can put values back on the grid
+        offsets = (np.array(values, dtype=float) - column.center) / step
+        assert np.allclose(offsets, np.round(offsets))
+
+
+def test_decode_puts_values_of_a_discrete_column_back_on_its_grid():
+    schema = TabularSchema.fit(pd.DataFrame({"count": [0, 2, 3, 5, 8, 13], "length": [0.3, 1.7, 2.2, 0.9, 4.1, 3.3]}))
+    encoded = schema.encode(pd.DataFrame({"count": [4, 6], "length": [1.0, 2.0]}))
+    noisy = type(encoded)(encoded.numeric + np.float32(0.1), encoded.categorical, encoded.boolean)
+    decoded = schema.decode(noisy)
+    assert decoded["count"].tolist() == [4, 6]  # moved off the grid by the noise, snapped back
+    assert not np.allclose(decoded["length"], [1.0, 2.0])  # a continuous column keeps what it is given
