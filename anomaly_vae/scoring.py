@@ -6,7 +6,9 @@ With K importance samples z_k = mu + sigma * eps_k drawn from q(z|x), the scores
 - ``kl`` = KL(q(z|x) || p(z)) in closed form,
 - ``neg_elbo`` = reconstruction_nll + kl,
 - ``neg_log_likelihood`` = -log mean_k p(x|z_k) p(z_k) / q(z_k|x), the importance-weighted estimate of
-  -log p(x) (never above ``neg_elbo`` and tighter as K grows).
+  -log p(x), tighter as K grows. It is at most the ELBO computed from the same K samples; ``neg_elbo``
+  takes the KL in closed form instead, so a record's estimate can exceed its ``neg_elbo`` by that
+  Monte Carlo error (measured: up to 0.23 nats on 1% of 8 x 8 digit images at K = 8).
 
 The K noise vectors eps_k are fixed per model (drawn once from its seed) and shared by all records, so a
 record's scores do not depend on the rest of its batch in exact arithmetic. In float32 they would: the

@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from anomaly_vae.image.data import ImageData
-from anomaly_vae.image.model import ConvVAE
+from anomaly_vae.image.model import ImageVAE
 from anomaly_vae.network import HALF_LOG_2PI, kl_divergence
 
 
@@ -19,7 +19,7 @@ def pixel_nll(decoded: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> to
 
 
 def image_elbo_loss(
-    model: ConvVAE, data: ImageData, beta: float = 1.0, generator: torch.Generator | None = None, max_shift: int = 0
+    model: ImageVAE, data: ImageData, beta: float = 1.0, generator: torch.Generator | None = None, max_shift: int = 0
 ) -> torch.Tensor:
     """Negative ELBO per member and image (one reparameterized sample each), shape (E, n). In training mode
     each image is first shifted by up to ``max_shift`` pixels in each direction (augmentation)."""

@@ -64,7 +64,9 @@ def test_one_class_digits_beat_an_isolation_forest(fitted, digits):
     assert fitted.default_score_ == "neg_log_likelihood"
     np.testing.assert_array_equal(fitted.decision_function(test_images), scores["neg_log_likelihood"])
     assert roc_auc_score(test_labels != 8, scores["neg_log_likelihood_ratio"]) > 0.85  # 0.92 when written
-    assert (scores["neg_log_likelihood"] <= scores["neg_elbo"] + 1e-3).all()
+    # the estimate is below the ELBO of its own K samples; against the closed-form KL of neg_elbo, mostly
+    above = scores["neg_log_likelihood"] - scores["neg_elbo"]
+    assert above.mean() < 0 and (above > 1e-3).mean() < 0.02 and above.max() < 1.0
     assert scores["is_outlier"].dtype == bool and scores["p_value"].between(0, 1).all()
     flagged = fitted.predict(test_images, fpr=0.1)  # ~36 calibration images: 1% is out of reach (threshold inf)
     assert flagged[test_labels == 8].mean() < 0.25 and flagged[test_labels != 8].mean() > 0.5
