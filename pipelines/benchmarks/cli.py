@@ -259,18 +259,23 @@ def handle_image_speed(args: argparse.Namespace) -> int:
     )
 
 
+def add_digit_runs(parser: argparse.ArgumentParser, stem: str, picture: str) -> None:
+    """The options of the benchmarks that run one-class digit tasks (``mnist``, ``image-defects``)."""
+    parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="normal classes, one at a time")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the split and the detectors")
+    parser.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, picture")
+    parser.add_argument("--stem", default=stem, help=f"file names in --output: STEM.csv, STEM.md, STEM_{picture}.png")
+    parser.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+
+
 def add_mnist(kinds: Commands) -> None:
     mnist = command(kinds, "mnist", "one-class MNIST (each digit x seed) against baselines on raw pixels")
     mnist.add_argument(
         "--data", required=True, help="mnist_5k.npz (arrays X: uint8 images, y: digits), or sklearn:digits (8 x 8)"
     )
-    mnist.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="normal classes, one at a time")
-    mnist.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the split and the detectors")
-    mnist.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel")
-    mnist.add_argument("--threads", type=int, default=1, help="torch threads of each run")
-    mnist.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, grid")
-    mnist.add_argument("--stem", default="mnist", help="file names in --output: STEM.csv, STEM.md, STEM_grid.png")
-    mnist.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+    add_digit_runs(mnist, "mnist", "grid")
     mnist.add_argument(
         "--compare-params", type=json.loads, help="also run ImageVAEDetector with these arguments (JSON), same splits"
     )
@@ -302,15 +307,7 @@ def add_image_defects(kinds: Commands) -> None:
     summary = "do the anomaly maps point at planted defects (MNIST-5k test images, against PCA residuals)"
     defects = command(kinds, "image-defects", summary)
     defects.add_argument("--data", required=True, type=Path, help="mnist_5k.npz (arrays X: uint8 images, y: digits)")
-    defects.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="normal classes, one at a time")
-    defects.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the split, models, defects")
-    defects.add_argument("--jobs", type=int, default=2, help="(digit, seed) runs in parallel")
-    defects.add_argument("--threads", type=int, default=1, help="torch threads of each run")
-    defects.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for the CSV, table, maps")
-    defects.add_argument(
-        "--stem", default="image_defects", help="file names in --output: STEM.csv, STEM.md, STEM_maps.png"
-    )
-    defects.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
+    add_digit_runs(defects, "image_defects", "maps")
     defects.set_defaults(handler=handle_image_defects)
 
 
