@@ -1,5 +1,5 @@
 """``ImageVAEDetector``: the detector contract of :class:`~anomaly_vae.VAEDetector` for images, with a
-convolutional VAE, per-pixel anomaly maps and reconstructions."""
+VAE (dense or convolutional), per-pixel anomaly maps and reconstructions."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ ARCHITECTURES = ("auto", "dense", "conv")
 
 
 class ImageVAEDetector(BaseDetector):
-    """Convolutional VAE outlier detector for grayscale and RGB images (8 x 8 up to 256 x 256).
+    """VAE outlier detector for grayscale and RGB images (8 x 8 up to 256 x 256): a dense network for small
+    images, a convolutional one for larger ones (``architecture``).
 
     Same contract as its sibling :class:`~anomaly_vae.VAEDetector` (both on
     :class:`~anomaly_vae.base.BaseDetector`): HIGHER = MORE ANOMALOUS; ``score_frame`` gives ``neg_elbo``,
@@ -90,7 +91,7 @@ class ImageVAEDetector(BaseDetector):
         down to 256 (aspect ratio kept).
     augment_shift : int or None
         Training augmentation: each image shifted by up to this many pixels along each axis. None: 2 for the
-        convolutional network, 0 for the dense one (shifts cost it 1-3 AUROC points on MNIST and 8 points on
+        convolutional network, 0 for the dense one (shifts cost it 1-3 AUROC points on MNIST digits and 2 on
         8 x 8 digits, where 2 pixels are a quarter of the image).
     calibration : {"auto", "out_of_bag", "split"}
         As for :class:`~anomaly_vae.VAEDetector`; with the default single network, "auto" is "split".
