@@ -21,12 +21,12 @@ def feature_nll(out: DecoderOutput, data: TensorData, config: VAEConfig) -> torc
     """
     numeric = gaussian_nll(data.numeric, out.numeric_mean, out.numeric_sigma)
     if discrete := config.discrete:
-        index = torch.tensor(discrete, device=numeric.device)
+        columns = torch.tensor(discrete, device=numeric.device)
         half = torch.tensor([config.half_steps[j] for j in discrete], device=numeric.device)
         cell = discretized_gaussian_nll(
-            data.numeric[:, index], out.numeric_mean[..., index], out.numeric_sigma[..., index], half
+            data.numeric[:, columns], out.numeric_mean[..., columns], out.numeric_sigma[..., columns], half
         )
-        numeric = numeric.index_copy(-1, index, cell)
+        numeric = numeric.index_copy(-1, columns, cell)
     leading = numeric.shape[:-1]
     categorical = [
         -torch.log_softmax(logits, dim=-1).gather(-1, data.categorical[:, j].expand(leading)[..., None])

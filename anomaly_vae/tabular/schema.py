@@ -178,7 +178,7 @@ class TabularSchema:
                 column.center, column.scale = robust_center_scale(values)
                 column.step = grid_step(values)
                 if column.step:  # keep the centre on the grid, so decoded values can be put back on it
-                    column.center = float(snap(np.float64(column.center), np.nanmin(values), column.step))
+                    column.center = float(snap(np.array([column.center]), np.nanmin(values), column.step)[0])
             elif kind == CATEGORICAL:
                 counts = pd.Series(category_keys(series.dropna().to_numpy(dtype=object))).value_counts(sort=False)
                 counts = counts.sort_index().sort_values(ascending=False, kind="stable")
