@@ -9,9 +9,9 @@ Numeric columns are robust-scaled, ``(x - median) / scale`` with ``scale`` the n
 beyond ``±SOFT_CLIP`` with a logarithm so a heavy tail cannot dominate training. The transform is
 monotone, so extreme values stay extreme. A numeric column whose values lie on a grid (counts, flags,
 rounded values) keeps the grid's step (``Column.step``; its centre is then a grid point, and
-:meth:`TabularSchema.decode` puts values back on the grid). Categorical columns keep a vocabulary of their most frequent
-values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN (numeric, boolean) or
--1 (categorical) and are left out of the likelihood.
+:meth:`TabularSchema.decode` puts values back on the grid). Categorical columns keep a vocabulary of
+their most frequent values; index 0 is the unknown bucket. Booleans are 0/1. Missing values are NaN
+(numeric, boolean) or -1 (categorical) and are left out of the likelihood.
 
 Context columns (``context_columns``, for a conditional model) are encoded the same way but are inputs,
 not modelled: :meth:`TabularSchema.split` separates them, and a missing value in a context column that
@@ -63,9 +63,7 @@ class Column:
     scale: float = 1.0
     categories: list[str] = field(default_factory=list)  # without the unknown bucket
     missing_rate: float = 0.0
-    step: float = (
-        0.0  # numeric columns whose values lie on a grid (counts, flags, rounded values): its step; 0: continuous
-    )
+    step: float = 0.0  # of the grid a numeric column's values lie on (counts, flags); 0: continuous
     dtype: str = ""  # the training frame's dtype, restored by decode ("" for models saved before it was kept)
     context: bool = False  # an input of a conditional model, not modelled
 
