@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from anomaly_vae.network import HALF_LOG_2PI, kl_divergence
 from anomaly_vae.tabular.model import DecoderOutput, TabularVAE, VAEConfig
-from anomaly_vae.tabular.schema import SOFT_CLIP
+from anomaly_vae.tabular.scaling import SOFT_CLIP
 from anomaly_vae.tabular.tensors import TensorData
 
 

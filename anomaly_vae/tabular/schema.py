@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly_vae.errors import RecordError
+from anomaly_vae.tabular.scaling import SOFT_CLIP, grid_step, robust_center_scale, snap, soft_clip
 from anomaly_vae.tabular.validation import (
     TRUE,
     Columns,
@@ -38,7 +39,6 @@ from anomaly_vae.tabular.validation import (
     plain_number_block,
 )
 
-SOFT_CLIP = 5.0
 UNKNOWN = "<unknown>"
 NUMERIC, CATEGORICAL, BOOLEAN = "numeric", "categorical", "boolean"
 
@@ -73,55 +73,12 @@ class Column:
         return len(self.categories) + 1
 
 
-def soft_clip(x: np.ndarray, *, in_place: bool = False) -> np.ndarray:
-    """Identity on ``[-SOFT_CLIP, SOFT_CLIP]``, logarithmic growth beyond; monotone and NaN-preserving."""
-    clipped = x if in_place else x.copy()
-    outside = np.abs(clipped) > SOFT_CLIP  # few values: the logarithm is computed for those only
-    values = clipped[outside]
-    clipped[outside] = np.copysign(SOFT_CLIP + np.log1p(np.abs(values) - SOFT_CLIP), values)
-    return clipped
-
-
 def decode_numeric(encoded: np.ndarray, column: Column) -> np.ndarray:
     """Raw values of encoded numeric values: the inverse of ``soft_clip((x - center) / scale)``."""
     encoded = np.asarray(encoded, dtype=np.float64)
     excess = np.maximum(np.abs(encoded) - SOFT_CLIP, 0.0)
     unclipped = np.where(excess > 0, np.sign(encoded) * (SOFT_CLIP + np.expm1(excess)), encoded)
     return column.center + column.scale * unclipped
-
-
-def grid_step(values: np.ndarray) -> float:
-    """The step of the grid the finite values lie on (every value is the smallest one plus a whole number of
-    steps, the step being the smallest gap): 1 for counts and 0/1 flags, 0.01 for amounts in cents; 0 when
-    they lie on none (measurements) or there are fewer than two distinct values."""
-    distinct = np.unique(values[np.isfinite(values)])
-    if len(distinct) < 2:
-        return 0.0
-    step = float(np.diff(distinct).min())
-    steps = (distinct - distinct[0]) / step
-    return step if bool(np.all(np.abs(steps - np.round(steps)) < 1e-3)) else 0.0
-
-
-def snap(values: np.ndarray, origin: float, step: float) -> np.ndarray:
-    """``values`` moved to the nearest point of the grid ``origin + k * step``."""
-    return origin + np.round((values - origin) / step) * step
-
-
-def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
-    """Median and a scale that survives heavy tails and (near-)constant columns."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    center = float(np.median(finite))
-    q25, q75 = np.percentile(finite, [25, 75])
-    for scale in (
-        (q75 - q25) / 1.349,
-        1.4826 * float(np.median(np.abs(finite - center))),
-        float(np.std(finite)),
-    ):
-        if scale > 1e-12 * max(1.0, abs(center)):
-            return center, float(scale)
-    return center, 1.0
 
 
 def _infer_kind(series: pd.Series) -> str:

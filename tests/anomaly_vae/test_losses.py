@@ -7,7 +7,7 @@ import torch
 from scipy.stats import norm
 
 from anomaly_vae.tabular.losses import clip_log_slope, discretized_gaussian_nll, gaussian_nll
-from anomaly_vae.tabular.schema import SOFT_CLIP, soft_clip
+from anomaly_vae.tabular.scaling import SOFT_CLIP, soft_clip
 
 
 @pytest.mark.parametrize("x", [-3.0, -0.4, 0.0, 0.2, 2.5, 4.9])

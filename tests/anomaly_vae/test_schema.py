@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly_vae.tabular.schema import SOFT_CLIP, ColumnWarning, TabularSchema, robust_center_scale, soft_clip
+from anomaly_vae.tabular.scaling import SOFT_CLIP, robust_center_scale, soft_clip
+from anomaly_vae.tabular.schema import ColumnWarning, TabularSchema
 from anomaly_vae.tabular.validation import frame_from_input
 
 
