@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines.cli import command
 
@@ -270,6 +270,11 @@ def add_digit_runs(parser: argparse.ArgumentParser, stem: str, picture: str) -> 
     parser.add_argument("--params", type=json.loads, default={}, help="ImageVAEDetector arguments as JSON")
 
 
+def digit_runs(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments of :func:`add_digit_runs`' options, by the run functions' parameter names."""
+    return {name: getattr(args, name) for name in ("output", "digits", "seeds", "jobs", "threads", "params", "stem")}
+
+
 def add_mnist(kinds: Commands) -> None:
     mnist = command(kinds, "mnist", "one-class MNIST (each digit x seed) against baselines on raw pixels")
     mnist.add_argument(
@@ -287,20 +292,8 @@ def add_mnist(kinds: Commands) -> None:
 def handle_mnist(args: argparse.Namespace) -> int:
     from pipelines.benchmarks.mnist import run_mnist
 
-    return show(
-        run_mnist(
-            args.data,
-            args.output,
-            digits=args.digits,
-            seeds=args.seeds,
-            jobs=args.jobs,
-            threads=args.threads,
-            params=args.params,
-            compare_params=args.compare_params,
-            baselines=True if args.baselines is None else args.baselines,
-            stem=args.stem,
-        )
-    )
+    baselines = True if args.baselines is None else args.baselines
+    return show(run_mnist(args.data, compare_params=args.compare_params, baselines=baselines, **digit_runs(args)))
 
 
 def add_image_defects(kinds: Commands) -> None:
@@ -314,15 +307,4 @@ def add_image_defects(kinds: Commands) -> None:
 def handle_image_defects(args: argparse.Namespace) -> int:
     from pipelines.benchmarks.image_defects import run_image_defects
 
-    return show(
-        run_image_defects(
-            args.data,
-            args.output,
-            digits=args.digits,
-            seeds=args.seeds,
-            jobs=args.jobs,
-            threads=args.threads,
-            params=args.params,
-            stem=args.stem,
-        )
-    )
+    return show(run_image_defects(args.data, **digit_runs(args)))
