@@ -41,13 +41,10 @@ def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray,
     The resampling draws from ``np.random.RandomState(seed)``, the generator of the reference protocol,
     so the rows (and the baselines' scores) are those of ``pyod_baselines_auroc.csv``.
     """
-    rng = np.random.RandomState(seed)
     if len(X) < 1000:
-        index = rng.choice(len(X), 1000, replace=True)
+        index = np.random.RandomState(seed).choice(len(X), 1000, replace=True)
         X, y = X[index], y[index]
-    elif len(X) > MAX_ROWS:
-        index = rng.choice(len(X), MAX_ROWS, replace=False)
-        X, y = X[index], y[index]
+    X, y = at_most_max_rows(X, y, seed)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.3, shuffle=True, stratify=y, random_state=seed
     )
@@ -55,15 +52,21 @@ def protocol_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray,
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
+def at_most_max_rows(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A set of more than ``MAX_ROWS`` rows subsampled to that many, drawn without replacement by
+    ``np.random.RandomState(seed)`` (the reference protocol's draw); smaller sets as they are."""
+    if len(X) <= MAX_ROWS:
+        return X, y
+    index = np.random.RandomState(seed).choice(len(X), MAX_ROWS, replace=False)
+    return X[index], y[index]
+
+
 def one_class_split(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The one-class setting: subsample to 10,000 rows (the protocol's ``RandomState(seed)`` draw; smaller
     sets are not resampled), split the normal rows 50/50 (seeded), train on one half, test on the other half
     plus every anomaly; MinMax scaling fitted on the training part. Returns X_train, X_test, y_train (all
     0), y_test."""
-    rng = np.random.RandomState(seed)
-    if len(X) > MAX_ROWS:
-        index = rng.choice(len(X), MAX_ROWS, replace=False)
-        X, y = X[index], y[index]
+    X, y = at_most_max_rows(X, y, seed)
     normal = np.flatnonzero(y == 0)
     train, held_out = train_test_split(normal, test_size=0.5, shuffle=True, random_state=seed)
     test = np.concatenate([held_out, np.flatnonzero(y != 0)])
@@ -98,9 +101,7 @@ def with_anomalies(X: np.ndarray, y: np.ndarray, anomalies: str, seed: int) -> t
         return X, y
     if anomalies not in ANOMALIES:
         raise ValueError(f"unknown anomalies {anomalies!r}; choose from {ANOMALIES}")
-    if len(X) > MAX_ROWS:
-        index = np.random.RandomState(seed).choice(len(X), MAX_ROWS, replace=False)
-        X, y = X[index], y[index]
+    X, y = at_most_max_rows(X, y, seed)
     return synthetic_anomalies(X, y, anomalies.removeprefix("synthetic-"), seed)
 
 
