@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ from sklearn.model_selection import train_test_split
 from anomaly_vae import ImageVAEDetector
 from anomaly_vae.image.pictures import grid, overlay, to_rgb, upscale, write_png
 from pipelines.benchmarks.baselines import PCAReconstruction
-from pipelines.benchmarks.mnist import load_labelled
+from pipelines.benchmarks.mnist import load_labelled, run_digit_tasks
 from pipelines.images import MIN_TILE_PIXELS
 
 logger = logging.getLogger(__name__)
@@ -291,14 +290,14 @@ def run_image_defects(
     digits = list(range(10)) if digits is None else digits
     seeds = [0, 1, 2] if seeds is None else seeds
     output.mkdir(parents=True, exist_ok=True)
-    first = (digits[0], seeds[0])
-    tasks = [
-        (data, d, s, params or {}, output / f"{stem}_maps.png" if (d, s) == first else None, threads)
-        for s in seeds
-        for d in digits
-    ]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = [r for rs in pool.map(run_digit, tasks) for r in rs]
+    results = run_digit_tasks(
+        run_digit,
+        lambda d, s, maps: (data, d, s, params or {}, maps, threads),
+        digits,
+        seeds,
+        jobs,
+        output / f"{stem}_maps.png",
+    )
     settings = f" with {params}" if params else " at its defaults"
     header = (
         f"Planted defects in held-out MNIST images ({Path(data).name}), digits {digits}, seeds {seeds}: "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,21 @@ def run_digit(
     return results
 
 
+def run_digit_tasks(
+    worker: Callable[[Any], list[Any]],
+    task: Callable[[int, int, Path | None], Any],
+    digits: list[int],
+    seeds: list[int],
+    jobs: int,
+    picture: Path,
+) -> list[Any]:
+    """``worker(task(digit, seed, picture path))`` for every digit and seed, ``jobs`` at a time in worker
+    processes, the results in one list; only the first digit and seed get the path of the picture."""
+    tasks = [task(d, s, picture if (d, s) == (digits[0], seeds[0]) else None) for s in seeds for d in digits]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return [r for rs in pool.map(worker, tasks) for r in rs]
+
+
 def run_mnist(
     data: Path | str,
     output: Path,
@@ -112,22 +128,14 @@ def run_mnist(
     digits = list(range(10)) if digits is None else digits
     seeds = [0, 1, 2] if seeds is None else seeds
     output.mkdir(parents=True, exist_ok=True)
-    tasks = [
-        (
-            data,
-            d,
-            s,
-            params or {},
-            compare_params,
-            baselines,
-            output / f"{stem}_grid.png" if (d, s) == (digits[0], seeds[0]) else None,
-            threads,
-        )
-        for s in seeds
-        for d in digits
-    ]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = [r for rs in pool.map(run_digit, tasks) for r in rs]
+    results = run_digit_tasks(
+        run_digit,
+        lambda d, s, grid: (data, d, s, params or {}, compare_params, baselines, grid, threads),
+        digits,
+        seeds,
+        jobs,
+        output / f"{stem}_grid.png",
+    )
     name = "scikit-learn's 8 x 8 digits" if str(data) == SKLEARN_DIGITS else f"MNIST ({Path(data).name})"
     header = (
         f"One-class {name}, digits {digits}, seeds {seeds}: train on one digit's training "
